@@ -1,0 +1,42 @@
+"""The seed notebook's CNN, layer for layer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
+INPUT_SHAPE = (64, 64, 3)  # pixels x pixels x RGB, scaled to [0, 1] by runtime.preprocess
+
+
+def build_model(
+    n1: int = 8, n2: int = 16, n3: int = 32, n4: int = 64, n5: int = 32, n6: int = 6
+) -> keras.Model:
+    """3 x [Conv2D 3x3 valid ReLU + MaxPool 2/2], Flatten, Dense n4 ReLU, Dense n5 ReLU, softmax.
+
+    With the defaults: 82,102 parameters (224 + 1168 + 4640 + 73792 + 2080 + 198).
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    x = inputs
+    for i, filters in enumerate((n1, n2, n3), start=1):
+        x = layers.Conv2D(
+            filters, 3, strides=1, padding="valid", activation="relu", name=f"conv{i}"
+        )(x)
+        x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(n4, activation="relu", name="fc1")(x)
+    x = layers.Dense(n5, activation="relu", name="fc2")(x)
+    outputs = layers.Dense(n6, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="signs_cnn")
+
+
+def activation_model(model: keras.Model) -> keras.Model:
+    """A model whose outputs are the first six layers after the input (3 conv + 3 pool)."""
+    import keras
+
+    feature_layers = [layer for layer in model.layers if layer.name.startswith(("conv", "pool"))]
+    return keras.Model(model.inputs, [layer.output for layer in feature_layers[:6]])
