@@ -1,0 +1,32 @@
+"""Session fixtures: the real data, and one real training run shared by every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def signs_data() -> Path:
+    """The SIGNS data from $SIGNS_DATA (CI: ../shared/signs). Missing data fails, never skips."""
+    env = os.environ.get("SIGNS_DATA")
+    if not env:
+        pytest.fail("SIGNS_DATA is not set; run the tests as: SIGNS_DATA=../shared/signs pytest")
+    path = Path(env).resolve()
+    if not (path / "train_signs").is_dir() and not (path / "train_signs.h5").is_file():
+        pytest.fail(f"SIGNS_DATA={env}: no SIGNS data there (train_signs/ or train_signs.h5)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_dir(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the default training recipe (all artifacts), shared by the whole session."""
+    from train import TrainSettings, run
+
+    out = tmp_path_factory.mktemp("trained")
+    run(TrainSettings(data=str(signs_data), out=str(out), verbose=0))
+    return out

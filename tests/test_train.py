@@ -1,0 +1,213 @@
+"""The seed model, the default training recipe and `python -m train` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from runtime.dataset import load_dataset
+from tests.helpers import assert_user_error, run_module
+
+
+def test_model_matches_the_notebook():
+    from train.model import activation_model, build_model
+
+    model = build_model()
+    shapes = [tuple(layer.output.shape[1:]) for layer in model.layers[1:]]
+    assert shapes == [
+        (62, 62, 8),
+        (31, 31, 8),
+        (29, 29, 16),
+        (14, 14, 16),
+        (12, 12, 32),
+        (6, 6, 32),
+        (1152,),
+        (64,),
+        (32,),
+        (6,),
+    ]
+    params = [layer.count_params() for layer in model.layers if layer.weights]
+    assert params == [224, 1168, 4640, 73792, 2080, 198]
+    assert model.count_params() == 82_102
+    assert [o.shape[1:] for o in activation_model(model).outputs] == [
+        (62, 62, 8),
+        (31, 31, 8),
+        (29, 29, 16),
+        (14, 14, 16),
+        (12, 12, 32),
+        (6, 6, 32),
+    ]
+
+
+def test_default_recipe_reaches_target_and_writes_everything(trained_dir: Path):
+    metrics = json.loads((trained_dir / "metrics.json").read_text())
+    assert metrics["params"] == 82_102
+    assert metrics["test"]["accuracy"] >= 0.92, metrics
+    for split in ("train", "val", "test"):
+        assert {"loss", "accuracy"} <= metrics[split].keys()
+    assert metrics["val"]["n"] == 120 and metrics["train"]["n"] == 960
+    assert metrics["fit_seconds"] > 0
+
+    config = json.loads((trained_dir / "config.json").read_text())
+    assert config["labels"] == ["0", "1", "2", "3", "4", "5"]
+    assert config["settings"]["epochs"] == 40
+    assert len(config["data"]["val_names"]) == 120
+    history = json.loads((trained_dir / "history.json").read_text())
+    assert len(history["loss"]) == 40 and len(history["val_accuracy"]) == 40
+    summary = (trained_dir / "summary.txt").read_text()
+    assert "(3*3*3 + 1) * 8" in summary and "82102" in summary
+
+    pngs = ["curves.png", "predictions.png", "confusion.png"] + [
+        f"activations/{n}.png"
+        for n in (
+            "input",
+            "layer1_conv1",
+            "layer2_pool1",
+            "layer3_conv2",
+            "layer4_pool2",
+            "layer5_conv3",
+            "layer6_pool3",
+        )
+    ]
+    for name in pngs:
+        img = cv2.imread(str(trained_dir / name))
+        assert img is not None and img.shape[0] > 100, name
+    assert not list(trained_dir.rglob("*.tmp*")), "temporary files left behind"
+
+
+def test_saved_model_reproduces_the_reported_test_accuracy(trained_dir: Path, signs_data: Path):
+    import keras
+
+    from runtime.preprocess import to_model_input
+
+    model = keras.models.load_model(trained_dir / "model.keras")
+    test = load_dataset(signs_data).test
+    acc = float(np.mean(model.predict(to_model_input(test.x), verbose=0).argmax(1) == test.y))
+    metrics = json.loads((trained_dir / "metrics.json").read_text())
+    assert acc == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+
+
+def write_h5(folder: Path, train_x, train_y, test_x, test_y) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        with h5py.File(folder / f"{name}_signs.h5", "w") as f:
+            f[f"{name}_set_x"] = x
+            f[f"{name}_set_y"] = y
+            f["list_classes"] = np.arange(6)
+    return folder
+
+
+def test_train_cli_on_the_hdf5_edition(signs_data: Path, tmp_path: Path):
+    ds = load_dataset(signs_data)
+    data = write_h5(tmp_path / "h5", ds.train.x, ds.train.y, ds.test.x, ds.test.y)
+    out = tmp_path / "out"
+    proc = run_module(
+        "train",
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--no-plots",
+        "--verbose",
+        "0",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hdf5" in proc.stdout and "test" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 120 and metrics["train"]["n"] == 960
+    assert (out / "model.keras").is_file()
+
+
+# --- bad input: one line, exit 2, nothing written --------------------------------------------
+
+
+def _bad_h5(tmp_path: Path, **overrides) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_x": rng.integers(0, 255, (200, 64, 64, 3), dtype=np.uint8),
+        "train_y": np.repeat(np.arange(6), 34)[:200],
+        "test_x": rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8),
+        "test_y": np.arange(12) % 6,
+    }
+    arrays.update(overrides)
+    return write_h5(
+        tmp_path / "data", arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"]
+    )
+
+
+def _corrupt_h5(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "train_signs.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    (d / "test_signs.h5").write_bytes(b"not hdf5")
+    return d
+
+
+def _missing_dataset(tmp_path: Path) -> Path:
+    d = _bad_h5(tmp_path)
+    with h5py.File(d / "train_signs.h5", "w") as f:
+        f["train_set_x"] = np.zeros((10, 64, 64, 3), np.uint8)
+    return d
+
+
+def _unreadable_jpeg(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    for split in ("train_signs", "test_signs"):
+        (d / split).mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(d / split / f"{i}_IMG_{i}.jpg"), np.full((64, 64, 3), 40 * i, np.uint8))
+    (d / "train_signs" / "2_IMG_9 (1).jpg").write_bytes(b"\xff\xd8\xff truncated")
+    return d
+
+
+def _empty_folder(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    (d / "train_signs").mkdir(parents=True)
+    (d / "test_signs").mkdir()
+    return d
+
+
+def _nothing(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "notes.txt").write_text("hello")
+    return d
+
+
+BAD_INPUTS = {
+    "no data": (_nothing, ["no SIGNS data found", "SIGNS_DATA"]),
+    "missing path": (lambda p: p / "nowhere", ["does not exist"]),
+    "corrupt hdf5": (_corrupt_h5, ["train_signs.h5", "not a readable HDF5"]),
+    "missing dataset": (_missing_dataset, ["train_signs.h5", "train_set_y"]),
+    "not HxWx3 uint8": (
+        lambda p: _bad_h5(p, train_x=np.zeros((200, 64, 64), np.float32)),
+        ["train_set_x", "uint8"],
+    ),
+    "labels out of range": (
+        lambda p: _bad_h5(p, test_y=np.arange(12) % 6 + 3),
+        ["test_set_y", "outside 0..5"],
+    ),
+    "length mismatch": (
+        lambda p: _bad_h5(p, train_y=np.zeros(150, np.int64)),
+        ["train_set_y", "200 images"],
+    ),
+    "unreadable image": (_unreadable_jpeg, ["2_IMG_9 (1).jpg", "not a readable image"]),
+    "empty folder": (_empty_folder, ["train_signs", "empty folder"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_data_gives_one_line_error_and_writes_nothing(case: str, tmp_path: Path):
+    make, needles = BAD_INPUTS[case]
+    data = make(tmp_path)
+    out = tmp_path / "out"
+    proc = run_module("train", "--data", str(data), "--out", str(out), "--epochs", "1")
+    assert_user_error(proc, *needles)
+    assert not out.exists()

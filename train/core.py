@@ -1,0 +1,203 @@
+"""`python -m train`: fit the seed CNN reproducibly and write every artifact atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import platform
+import time
+
+import numpy as np
+
+from runtime.dataset import Dataset, Split, load_dataset, stratified_split
+from runtime.errors import SignsError
+from runtime.fsutil import atomic_path, ensure_writable_dir, write_json, write_text
+from runtime.preprocess import PreprocessConfig, to_model_input
+from train.model import build_model
+from train.settings import TrainSettings
+
+EXPECTED_PARAMS = 82_102  # the notebook's architecture; a different count means a different model
+
+
+def run(settings: TrainSettings) -> dict:
+    """Train, evaluate and write all artifacts to ``settings.out``; return the metrics.
+
+    Raises:
+        SignsError: bad data, bad settings or an unwritable output directory (before anything
+            is written).
+    """
+    if settings.epochs < 1 or settings.batch_size < 1:
+        raise SignsError("--epochs and --batch-size must be at least 1")
+    ds = load_dataset(settings.data, need_train=True)
+    assert ds.train is not None and ds.test is not None
+    if not 0 <= settings.activation_index < len(ds.test):
+        raise SignsError(
+            f"--activation-index {settings.activation_index} is outside the test set "
+            f"(0..{len(ds.test) - 1})"
+        )
+    if settings.val_size >= len(ds.train):
+        raise SignsError(
+            f"{ds.root}: {len(ds.train)} training images cannot hold out {settings.val_size}"
+        )
+    out = ensure_writable_dir(settings.out)
+    print(f"data: {ds.describe()}")
+
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    tr_idx, val_idx = stratified_split(ds.train.y, settings.val_size, settings.seed)
+    train, val, test = ds.train.subset(tr_idx), ds.train.subset(val_idx), ds.test
+
+    model = build_model()
+    params = model.count_params()
+    if params != EXPECTED_PARAMS:
+        raise AssertionError(f"model has {params} parameters, expected {EXPECTED_PARAMS}")
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=settings.learning_rate, beta_1=settings.beta_1, beta_2=settings.beta_2
+        ),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    best = _BestEpoch()
+    t0 = time.perf_counter()
+    history = model.fit(
+        to_model_input(train.x),
+        keras.utils.to_categorical(train.y, 6),
+        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, 6)),
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        shuffle=True,
+        callbacks=[best],
+        verbose=settings.verbose,
+    )
+    fit_seconds = time.perf_counter() - t0
+    model.set_weights(best.weights)
+
+    metrics = {
+        "params": params,
+        **{
+            name: _evaluate(model, s)
+            for name, s in (("train", train), ("val", val), ("test", test))
+        },
+        "best_epoch": best.epoch + 1,
+        "epochs": settings.epochs,
+        "fit_seconds": round(fit_seconds, 2),
+    }
+    test_probs = model.predict(to_model_input(test.x), verbose=0)
+
+    with atomic_path(out / "model.keras") as tmp:
+        model.save(tmp)
+    write_json(out / "config.json", _config(settings, ds, train, val))
+    write_json(
+        out / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    )
+    write_json(out / "metrics.json", metrics)
+    write_text(out / "summary.txt", _summary(model))
+    if settings.plots:
+        from train import plots
+
+        plots.write_all(out, model, history.history, test, test_probs, ds.labels, settings)
+    _print_table(metrics)
+    print(
+        f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt, plots)"
+    )
+    return metrics
+
+
+class _BestEpoch:
+    """Keep the weights of the epoch with the best validation accuracy (ties: lower loss).
+
+    Selection uses validation data only; the test set is never looked at during training.
+    """
+
+    def __new__(cls):
+        import keras
+
+        class BestEpoch(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.key: tuple[float, float] = (-1.0, 0.0)
+                self.epoch = -1
+                self.weights: list[np.ndarray] = []
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                logs = logs or {}
+                key = (float(logs["val_accuracy"]), -float(logs["val_loss"]))
+                if key > self.key:
+                    self.key, self.epoch = key, epoch
+                    self.weights = self.model.get_weights()
+
+        return BestEpoch()
+
+
+def _evaluate(model, split: Split) -> dict:
+    import keras
+
+    loss, acc = model.evaluate(
+        to_model_input(split.x), keras.utils.to_categorical(split.y, 6), verbose=0, batch_size=256
+    )
+    return {"loss": round(float(loss), 6), "accuracy": round(float(acc), 6), "n": len(split)}
+
+
+def _config(settings: TrainSettings, ds: Dataset, train: Split, val: Split) -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "settings": settings.to_dict(),
+        "data": {
+            "path": str(ds.root.resolve()),
+            "layout": ds.layout,
+            "train": len(train),
+            "val": len(val),
+            "test": len(ds.test) if ds.test is not None else 0,
+            "split": "stratified by class",
+            "split_seed": settings.seed,
+            "val_names": val.names,
+        },
+        "labels": ds.labels,
+        "preprocessing": PreprocessConfig().to_dict(),
+        "input_shape": [64, 64, 3],
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+        },
+    }
+
+
+def _summary(model) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        model.summary(line_length=90)
+    lines = [buf.getvalue().rstrip(), "", "Parameters per layer (weights + biases):"]
+    total = 0
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        kernel, bias = (w.shape for w in layer.weights)
+        n = int(np.prod(kernel)) + int(np.prod(bias))
+        total += n
+        if len(kernel) == 4:  # Conv2D: (kh, kw, in, out)
+            kh, kw, cin, cout = kernel
+            formula = f"({kh}*{kw}*{cin} + 1) * {cout}"
+        else:  # Dense: (in, out)
+            cin, cout = kernel
+            formula = f"({cin} + 1) * {cout}"
+        lines.append(f"  {layer.name:<8} {formula:<22} = {n:>6}")
+    lines.append(f"  {'total':<8} {'':<22} = {total:>6}")
+    return "\n".join(lines) + "\n"
+
+
+def _print_table(metrics: dict) -> None:
+    print()
+    print(f"{'split':<6} {'n':>5} {'loss':>8} {'accuracy':>9}")
+    for name in ("train", "val", "test"):
+        m = metrics[name]
+        print(f"{name:<6} {m['n']:>5} {m['loss']:>8.4f} {m['accuracy']:>9.4f}")
+    print(
+        f"best epoch {metrics['best_epoch']}/{metrics['epochs']} (validation accuracy), "
+        f"fit {metrics['fit_seconds']:.1f} s, {metrics['params']:,} parameters"
+    )
