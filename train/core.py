@@ -62,12 +62,9 @@ def run(settings: TrainSettings) -> dict:
     best = _BestEpoch()
     t0 = time.perf_counter()
     history = model.fit(
-        to_model_input(train.x),
-        keras.utils.to_categorical(train.y, 6),
+        _training_data(train, settings),
         validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, 6)),
         epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        shuffle=True,
         callbacks=[best],
         verbose=settings.verbose,
     )
@@ -103,6 +100,35 @@ def run(settings: TrainSettings) -> dict:
         f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt, plots)"
     )
     return metrics
+
+
+def _training_data(train: Split, settings: TrainSettings):
+    """Shuffled, batched tf.data pipeline, with label-preserving augmentation if enabled.
+
+    A mirrored hand shows the same number of fingers, and a hand a few pixels off-centre is
+    still the same sign, so flips and small shifts add data without changing labels. They are
+    applied in the input pipeline only; the saved model is exactly the notebook's network.
+    """
+    import keras
+    import tensorflow as tf
+
+    x = to_model_input(train.x)
+    y = keras.utils.to_categorical(train.y, 6)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+        len(x), seed=settings.seed, reshuffle_each_iteration=True
+    )
+    ds = ds.batch(settings.batch_size)
+    if settings.augment:
+        augment = keras.Sequential(
+            [
+                keras.layers.RandomFlip("horizontal", seed=settings.seed),
+                keras.layers.RandomTranslation(
+                    settings.shift, settings.shift, fill_mode="nearest", seed=settings.seed
+                ),
+            ]
+        )
+        ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb))
+    return ds.prefetch(2)
 
 
 class _BestEpoch:
