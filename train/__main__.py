@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from runtime.cli import flag
 from runtime.errors import run_cli
 from train import run
 from train.settings import TrainSettings
@@ -25,35 +26,42 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=str, default=d.out, help="output directory")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
     p.add_argument(
-        "--batch-size", type=int, default=d.batch_size, help="mini-batch size (the notebook used 1)"
+        *flag("batch-size"),
+        type=int,
+        default=d.batch_size,
+        help="mini-batch size (the notebook used 1)",
     )
     p.add_argument(
         "--seed",
         type=int,
         default=d.seed,
-        help="seed for weights, shuffling and the validation split",
+        help="seed for weights, shuffling, augmentation and the validation split",
     )
     p.add_argument(
-        "--activation-index",
+        *flag("activation-index"),
         type=int,
         default=d.activation_index,
         help="test image whose activation maps are plotted",
     )
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(
-        "--verbose", type=int, default=d.verbose, choices=(0, 1, 2), help="Keras progress output"
+        *flag("no-augment"),
+        action="store_true",
+        help="train without random flips and shifts (the notebook's plain recipe)",
+    )
+    p.add_argument(*flag("no-plots"), action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--verbose",
+        type=int,
+        default=d.verbose,
+        choices=(0, 1, 2),
+        help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
     )
     a = p.parse_args(argv)
     settings = TrainSettings(
-        data=a.data,
-        out=a.out,
-        epochs=a.epochs,
-        batch_size=a.batch_size,
-        seed=a.seed,
-        activation_index=a.activation_index,
-        plots=not a.no_plots,
+        data=a.data, out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
+        activation_index=a.activation_index, augment=not a.no_augment, plots=not a.no_plots,
         verbose=a.verbose,
-    )
+    )  # fmt: skip
     run_cli(lambda: run(settings))
 
 
