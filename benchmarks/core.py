@@ -1,0 +1,393 @@
+"""`python -m benchmarks`: every exported format side by side, against Keras, in one run.
+
+Every measurement runs in a fresh ``python -m benchmarks.worker`` process (one per model and
+thread count), one after another, so each peak-RSS figure is that backend's own footprint and
+no two measurements compete for the CPU. Ratios (speed-up over Keras ``predict``) compare rows
+of the same run and the same thread count.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.machine import machine_info
+from benchmarks.report import evaluate_targets, render_markdown, render_png, sort_rows
+from benchmarks.settings import BenchSettings
+from runtime.errors import SignsError
+from runtime.fsutil import ensure_writable_dir, write_json, write_text
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # so workers import this checkout
+FRAME_W, FRAME_H = 640, 480  # the webcam resolution the pipeline rows are quoted at
+PIPELINE_FORMATS = ("tflite-fp32", "tflite-int8")
+
+
+class WorkerFailed(Exception):
+    """A worker crashed (a bug or an unsupported runtime), as opposed to a user error."""
+
+
+def run(settings: BenchSettings) -> dict:
+    """Measure every model in the manifest; write results.json, results.md, results.png.
+
+    Returns:
+        The results dict written to results.json.
+
+    Raises:
+        SignsError: no manifest at ``settings.models``, bad data, bad settings or an
+            unwritable output folder (all checked before anything is measured).
+    """
+    manifest_path, manifest = load_manifest(settings.models)
+    threads = settings.resolved_threads()
+    if any(t < 1 for t in threads):
+        raise SignsError(f"--threads {threads}: thread counts must be at least 1")
+    if settings.resolved_iterations() < 1:
+        raise SignsError("--iterations must be at least 1")
+    from runtime.dataset import load_dataset
+
+    ds = load_dataset(settings.data)
+    split = ds.evaluation_split()
+    out = ensure_writable_dir(settings.out)
+    has_tf = importlib.util.find_spec("tensorflow") is not None
+    notes: list[str] = []
+
+    machine = machine_info()
+    print(
+        f"machine: {machine['cpu']} ({', '.join(machine['simd']) or 'no SIMD flags read'}), "
+        f"{machine['cores']} cores, load average {machine['load_avg_start']}"
+    )
+    print(
+        f"models: {manifest_path}  data: {ds.describe()}  threads: {threads}  "
+        f"iterations: {settings.resolved_iterations()}"
+    )
+    t_start = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="signs-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        data_npz = tmp / "test.npz"
+        np.savez(data_npz, x=split.x, y=split.y)
+        common = {
+            "data": str(data_npz),
+            "iterations": settings.resolved_iterations(),
+            "warmup": settings.warmup(),
+            "max_seconds": settings.time_cap(),
+        }
+        worker = _Worker(tmp)
+
+        idle = worker.run({"mode": "idle"}, "idle")
+        baseline_rss = idle.get("peak_rss_mb") if idle else None
+
+        rows: list[dict] = []
+        keras_path = _keras_path(manifest_path, manifest)
+        if not has_tf:
+            notes.append(
+                "TensorFlow is not installed: Keras baseline rows and training cost "
+                "skipped (expected on a device with the runtime-only install)"
+            )
+        elif keras_path is None or not keras_path.is_file():
+            notes.append(f"no Keras model at {keras_path}: baseline rows skipped")
+        else:
+            for t in threads:
+                res = worker.run(
+                    {"mode": "keras", "model": str(keras_path), "threads": t, **common},
+                    f"keras t={t}",
+                    notes,
+                )
+                for r in (res or {}).get("rows", []):
+                    rows.append(_row(keras_path, "keras", t, r, status="baseline"))
+                    _log_row(rows[-1])
+
+        for entry in manifest.get("models", []):
+            fmt = entry.get("format", "?")
+            path = _resolve(manifest_path, entry.get("path"))
+            if path is None or not path.is_file():
+                notes.append(f"{fmt}: no file ({entry.get('status', 'not exported')}), skipped")
+                print(f"  skip {fmt}: no file at {path}")
+                continue
+            for t in threads:
+                res = worker.run(
+                    {"mode": "backend", "model": str(path), "threads": t, **common},
+                    f"{fmt} t={t}",
+                    notes,
+                )
+                if res:
+                    rows.append(_row(path, fmt, t, res, status=entry.get("status", "?")))
+                    _log_row(rows[-1])
+        _add_speedups(rows)
+
+        pipeline = _pipeline(settings, manifest_path, manifest, split, tmp, worker, notes)
+        training: list[dict] = []
+        if settings.quick:
+            notes.append("training cost skipped (--quick)")
+        elif has_tf:
+            training = _training(settings, ds.root, worker, notes)
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    machine["load_avg_end"] = [round(v, 2) for v in load] if load else None
+    results = {
+        "machine": machine,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "settings": settings.to_dict(),
+        "manifest": str(manifest_path),
+        "data": ds.describe(),
+        "idle_rss_mb": baseline_rss,
+        "rows": sort_rows(rows),
+        "pipeline": pipeline,
+        "training": training,
+        "notes": notes,
+        "duration_s": round(time.perf_counter() - t_start, 1),
+    }
+    results["targets"] = evaluate_targets(results)
+
+    write_json(out / "results.json", results)
+    write_text(out / "results.md", render_markdown(results))
+    written = ["results.json", "results.md"]
+    if importlib.util.find_spec("matplotlib") is not None:
+        render_png(results, out / "results.png")
+        written.append("results.png")
+    else:
+        print("note: matplotlib is not installed, results.png skipped")
+    print()
+    for t in results["targets"]:
+        print(
+            f"target {'MET ' if t['met'] else 'MISS' if t['met'] is False else 'n/a '}: "
+            f"{t['target']}: {t['detail']}"
+        )
+    for n in notes:
+        print(f"note: {n}")
+    print(f"wrote {out}/ ({', '.join(written)}) in {results['duration_s']:.0f} s")
+    return results
+
+
+def load_manifest(models: str | os.PathLike[str]) -> tuple[Path, dict]:
+    """The export manifest at ``models`` (a folder holding manifest.json, or the file)."""
+    p = Path(models)
+    path = p if p.suffix == ".json" else p / "manifest.json"
+    hint = "run python -m export --int8 first, or pass --models DIR"
+    if not p.exists():
+        raise SignsError(f"{p}: models folder not found; {hint}")
+    if not path.is_file():
+        raise SignsError(f"{path}: no export manifest; {hint}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SignsError(f"{path}: unreadable export manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
+        raise SignsError(f"{path}: not an export manifest (no 'models' list); {hint}")
+    return path, manifest
+
+
+def _resolve(manifest_path: Path, rel: str | None) -> Path | None:
+    if not rel:
+        return None
+    p = Path(rel)
+    return p if p.is_absolute() else manifest_path.parent / p
+
+
+def _keras_path(manifest_path: Path, manifest: dict) -> Path | None:
+    keras = manifest.get("keras") or {}
+    return _resolve(manifest_path, keras.get("path"))
+
+
+class _Worker:
+    """Runs ``python -m benchmarks.worker`` one at a time and reads its JSON result."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.count = 0
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        }
+
+    def run(self, spec: dict, label: str, notes: list[str] | None = None) -> dict | None:
+        """The worker's result, or None (with a note) if it failed."""
+        self.count += 1
+        out = self.tmp / f"result-{self.count}.json"
+        spec = {**spec, "out": str(out)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+        )
+        problem = None
+        if proc.returncode != 0 or not out.is_file():
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            problem = f"worker exited {proc.returncode}: {lines[-1] if lines else 'no output'}"
+        else:
+            result = json.loads(out.read_text())
+            if "error" not in result:
+                return result
+            problem = result["error"]
+        print(f"  FAILED {label}: {problem}")
+        if notes is not None:
+            notes.append(f"{label} failed: {problem}")
+        return None
+
+
+def _row(path: Path, fmt: str, threads: int, res: dict, status: str) -> dict:
+    return {
+        "name": path.name,
+        "format": fmt,
+        "backend": res["backend"],
+        "threads": threads,
+        "size_bytes": path.stat().st_size,
+        "accuracy": res["accuracy"],
+        "load_s": res["load_s"],
+        "p50_us": res["p50_us"],
+        "p95_us": res["p95_us"],
+        "p99_us": res["p99_us"],
+        "fps": res["fps"],
+        "peak_rss_mb": res["peak_rss_mb"],
+        # Beyond the issue's fields: what the figures rest on.
+        "import_s": res["import_s"],
+        "iterations": res["iterations"],
+        "runtime": res["runtime"],
+        "status": status,
+    }
+
+
+def _add_speedups(rows: list[dict]) -> None:
+    """Keras predict p50 / row p50, at the same thread count (None without a baseline)."""
+    base = {r["threads"]: r["p50_us"] for r in rows if r["backend"] == "keras-predict"}
+    for r in rows:
+        b = base.get(r["threads"])
+        r["speedup_vs_keras_predict"] = round(b / r["p50_us"], 1) if b else None
+
+
+def _log_row(r: dict) -> None:
+    print(
+        f"  {r['format']:<15} {r['backend']:<14} t={r['threads']}  p50 {r['p50_us']:>9.1f} us  "
+        f"p99 {r['p99_us']:>9.1f} us  acc {r['accuracy']:.4f}  load {r['load_s']:.3f} s  "
+        f"rss {r['peak_rss_mb']:.0f} MB  size {r['size_bytes'] / 1024:.0f} KiB"
+    )
+
+
+def make_video(split_x: np.ndarray, path: Path, frames: int) -> Path:
+    """A 640x480 MJPG video whose frames are test images scaled to fill the frame height.
+
+    SIGNS images are 64x64; upscaled to 480x480 and edge-padded to 640 wide they give the
+    pipeline a camera-sized frame with a hand in the centre, as in front of a webcam.
+    """
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (FRAME_W, FRAME_H))
+    if not writer.isOpened():
+        raise SignsError(f"{path}: OpenCV cannot write an MJPG video here")
+    pad = (FRAME_W - FRAME_H) // 2
+    try:
+        for i in range(frames):
+            rgb = split_x[i % len(split_x)]
+            big = cv2.resize(rgb, (FRAME_H, FRAME_H), interpolation=cv2.INTER_LINEAR)
+            bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
+            writer.write(cv2.copyMakeBorder(bgr, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
+    finally:
+        writer.release()
+    return path
+
+
+def _pipeline(
+    settings: BenchSettings,
+    manifest_path: Path,
+    manifest: dict,
+    split,
+    tmp: Path,
+    worker: _Worker,
+    notes: list[str],
+) -> list[dict]:
+    if importlib.util.find_spec("runtime.pipeline") is None:
+        notes.append("runtime.pipeline is not available: frame-pipeline rows skipped")
+        return []
+    entries = {m.get("format"): m for m in manifest.get("models", [])}
+    video = make_video(split.x, tmp / "frames_640x480.avi", settings.video_frames)
+    rows: list[dict] = []
+    for fmt in PIPELINE_FORMATS:
+        path = _resolve(manifest_path, (entries.get(fmt) or {}).get("path"))
+        if path is None or not path.is_file():
+            notes.append(f"pipeline {fmt}: no exported file, skipped")
+            continue
+        t = settings.pipeline_threads
+        res = worker.run(
+            {
+                "mode": "pipeline",
+                "model": str(path),
+                "threads": t,
+                "video": str(video),
+                "iterations": settings.resolved_iterations(),
+                "warmup": settings.warmup(),
+                "max_seconds": settings.time_cap(),
+            },
+            f"pipeline {fmt}",
+            notes,
+        )
+        if not res:
+            continue
+        for capture, stages in res["stages"].items():
+            for stage, s in stages.items():
+                rows.append(
+                    {
+                        "name": f"{fmt} capture {capture}: {stage}",
+                        "model": fmt,
+                        "capture": capture,
+                        "stage": stage,
+                        "threads": t,
+                        **s,
+                    }
+                )
+            tot = stages["total"]
+            print(
+                f"  pipeline {fmt:<12} capture {capture:<8} total p50 {tot['p50_us']:>8.1f} us  "
+                f"p99 {tot['p99_us']:>8.1f} us  ({tot['iterations']} frames "
+                f"{res['frame_shape'][1]}x{res['frame_shape'][0]})"
+            )
+    return rows
+
+
+def _training(
+    settings: BenchSettings, data_root: Path, worker: _Worker, notes: list[str]
+) -> list[dict]:
+    from train.settings import TrainSettings  # dataclass only: no TensorFlow import
+
+    defaults = TrainSettings()
+    recipes = [
+        (
+            f"default recipe (batch {defaults.batch_size})",
+            defaults.batch_size,
+            settings.train_epochs,
+        ),
+        ("notebook recipe (batch 1)", 1, settings.train_epochs_batch1),
+    ]
+    rows = []
+    for name, batch, epochs in recipes:
+        res = worker.run(
+            {"mode": "train", "data": str(data_root), "batch_size": batch, "epochs": epochs},
+            f"training {name}",
+            notes,
+        )
+        if not res:
+            continue
+        full = res["first_epoch_s"] + (defaults.epochs - 1) * res["epoch_s"]
+        rows.append(
+            {
+                "name": name,
+                **res,
+                "full_run_epochs": defaults.epochs,
+                "full_run_est_s": round(full, 1),
+            }
+        )
+        print(
+            f"  training {name:<26} {res['epoch_s']:.2f} s/epoch (first {res['first_epoch_s']:.2f}"
+            f" s), {defaults.epochs} epochs ~ {full / 60:.1f} min"
+        )
+    return rows

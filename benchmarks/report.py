@@ -1,0 +1,390 @@
+"""Turning measured rows into the three outputs: targets, results.md and results.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FORMAT_ORDER = (
+    "keras",
+    "tflite-fp32",
+    "tflite-fp16",
+    "tflite-dynamic",
+    "tflite-int8",
+    "onnx-fp32",
+    "onnx-int8",
+)
+BACKEND_ORDER = ("keras-predict", "keras-call")
+
+# The issue's targets, as data: (key, description, limit).
+SPEEDUP_TARGET = 100.0  # best edge format vs Keras predict, same thread count, x
+PIPELINE_TARGET_US = 300.0  # end-to-end p50 per 640x480 frame, capture excluded, us
+TFLITE_RSS_TARGET_MB = 150.0  # peak RSS of a process running one TFLite model, MiB
+TFLITE_LOAD_TARGET_S = 0.5  # model load (interpreter + allocate), seconds
+
+
+def _format_key(fmt: str) -> tuple[int, str]:
+    return (FORMAT_ORDER.index(fmt) if fmt in FORMAT_ORDER else len(FORMAT_ORDER), fmt)
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Keras baselines first, then TFLite and ONNX from widest to narrowest type; threads."""
+
+    def key(r: dict) -> tuple:
+        b = r["backend"]
+        return (
+            _format_key(r["format"]),
+            r["threads"],
+            BACKEND_ORDER.index(b) if b in BACKEND_ORDER else len(BACKEND_ORDER),
+        )
+
+    return sorted(rows, key=key)
+
+
+def _target(name: str, value, limit: float, ok: bool | None, detail: str) -> dict:
+    return {"target": name, "value": value, "limit": limit, "met": ok, "detail": detail}
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """The issue's targets checked against this run (``met`` is None when not measured)."""
+    rows = results["rows"]
+    out = []
+
+    edge = [r for r in rows if r["format"] != "keras" and r.get("speedup_vs_keras_predict")]
+    name = f"best edge format >= {SPEEDUP_TARGET:.0f}x faster than Keras predict per image"
+    if edge:
+        best = max(edge, key=lambda r: r["speedup_vs_keras_predict"])
+        base = next(
+            r for r in rows if r["backend"] == "keras-predict" and r["threads"] == best["threads"]
+        )
+        s = best["speedup_vs_keras_predict"]
+        out.append(
+            _target(
+                name,
+                s,
+                SPEEDUP_TARGET,
+                s >= SPEEDUP_TARGET,
+                f"{best['format']} ({best['backend']}, {best['threads']} thread(s)) "
+                f"p50 {best['p50_us']:.0f} us vs Keras predict {base['p50_us']:.0f} us = {s:.0f}x",
+            )
+        )
+    else:
+        out.append(_target(name, None, SPEEDUP_TARGET, None, "no Keras baseline in this run"))
+
+    totals = [
+        p for p in results["pipeline"] if p["capture"] == "excluded" and p["stage"] == "total"
+    ]
+    name = f"pipeline p50 <= {PIPELINE_TARGET_US:.0f} us per 640x480 frame (capture excluded)"
+    if totals:
+        best = min(totals, key=lambda p: p["p50_us"])
+        each = ", ".join(f"{p['model']} {p['p50_us']:.0f} us" for p in totals)
+        out.append(
+            _target(
+                name, best["p50_us"], PIPELINE_TARGET_US, best["p50_us"] <= PIPELINE_TARGET_US, each
+            )
+        )
+    else:
+        out.append(_target(name, None, PIPELINE_TARGET_US, None, "pipeline not measured"))
+
+    tfl = [r for r in rows if r["format"].startswith("tflite")]
+    for key, limit, unit, label in (
+        ("peak_rss_mb", TFLITE_RSS_TARGET_MB, "MB", "TFLite runtime process peak RSS"),
+        ("load_s", TFLITE_LOAD_TARGET_S, "s", "TFLite model load"),
+    ):
+        name = f"{label} <= {limit:g} {unit}"
+        if tfl:
+            worst = max(tfl, key=lambda r, k=key: r[k])
+            out.append(
+                _target(
+                    name,
+                    worst[key],
+                    limit,
+                    worst[key] <= limit,
+                    f"worst row {worst['format']} t={worst['threads']}: {worst[key]:g} {unit}",
+                )
+            )
+        else:
+            out.append(_target(name, None, limit, None, "no TFLite rows"))
+    return out
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def _us(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    sep = ["---:" if a == "r" else "---" for a in align]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(sep) + " |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def inference_table(rows: list[dict]) -> list[str]:
+    header = [
+        "format",
+        "backend",
+        "threads",
+        "size",
+        "accuracy",
+        "load s",
+        "p50 µs",
+        "p95 µs",
+        "p99 µs",
+        "FPS",
+        "peak RSS MB",
+        "× Keras predict",
+    ]
+    body = []
+    for r in rows:
+        s = r.get("speedup_vs_keras_predict")
+        flagged = r.get("status") not in ("ok", "baseline")  # e.g. failed the export's gate
+        body.append(
+            [
+                r["format"] + (f" ({r['status']})" if flagged else ""),
+                r["backend"],
+                str(r["threads"]),
+                _kib(r["size_bytes"]),
+                f"{r['accuracy'] * 100:.2f}%",
+                f"{r['load_s']:.3f}",
+                _us(r["p50_us"]),
+                _us(r["p95_us"]),
+                _us(r["p99_us"]),
+                f"{r['fps']:,.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{s:,.1f}×" if s else "n/a",
+            ]
+        )
+    return _table(header, body, "llrrrrrrrrrr")
+
+
+def pipeline_table(pipeline: list[dict]) -> list[str]:
+    """One line per model and capture mode; p50 per stage, then p50/p95/p99 of the total."""
+    groups: dict[tuple[str, str], dict[str, dict]] = {}
+    stages: list[str] = []
+    for p in pipeline:
+        groups.setdefault((p["model"], p["capture"]), {})[p["stage"]] = p
+        if p["stage"] != "total" and p["stage"] not in stages:
+            stages.append(p["stage"])
+    if "capture" in stages:  # capture happens first
+        stages.insert(0, stages.pop(stages.index("capture")))
+    header = [
+        "model",
+        "capture",
+        *(f"{s} p50" for s in stages),
+        "total p50",
+        "total p95",
+        "total p99",
+        "frames",
+    ]
+    body = []
+    for (model, capture), d in groups.items():
+        tot = d["total"]
+        body.append(
+            [
+                model,
+                capture,
+                *(_us(d[s]["p50_us"]) if s in d else "" for s in stages),
+                f"**{_us(tot['p50_us'])}**",
+                _us(tot["p95_us"]),
+                _us(tot["p99_us"]),
+                str(tot["iterations"]),
+            ]
+        )
+    return _table(header, body, "ll" + "r" * (len(header) - 2))
+
+
+def training_table(training: list[dict]) -> list[str]:
+    header = [
+        "recipe",
+        "batch",
+        "steps/epoch",
+        "s/epoch",
+        "first epoch s",
+        "epochs measured",
+        "full run (est.)",
+    ]
+    body = [
+        [
+            t["name"],
+            str(t["batch_size"]),
+            str(t["steps_per_epoch"]),
+            f"{t['epoch_s']:.2f}",
+            f"{t['first_epoch_s']:.2f}",
+            str(t["epochs"]),
+            f"{t['full_run_epochs']} epochs ≈ {t['full_run_est_s'] / 60:.1f} min",
+        ]
+        for t in training
+    ]
+    return _table(header, body, "lrrrrrl")
+
+
+def render_markdown(results: dict) -> str:
+    m = results["machine"]
+    libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
+    st = results["settings"]
+    lines = [
+        f"# signs-edge benchmarks: {m['host']}",
+        "",
+        f"- CPU: {m['cpu']} ({m['arch']}, {m['cores']} cores; "
+        f"SIMD: {', '.join(m['simd']) or 'none read'})",
+        f"- OS: {m['os']}; {libs}",
+        f"- Load average (1/5/15 min) at start {m['load_avg_start']}, end {m['load_avg_end']}",
+        f"- Run: {results['date']}, {results['duration_s']:.0f} s, "
+        f"{'quick' if st['quick'] else 'full'}; up to {st['iterations']} timed calls per row "
+        f"after {st['warmup']} warm-up calls, at most {st['max_seconds']:g} s per row",
+        f"- Models: {results['manifest']}; data: {results['data']}",
+        "",
+        "## Inference, one 64x64 image per call",
+        "",
+        *inference_table(results["rows"]),
+        "",
+        "Latency is one `predict_one` call of the runtime backend on a 64x64 uint8 RGB image, "
+        "input scaling or quantization included (Keras: `model.predict(x[None])` and "
+        "`model(x[None], training=False)` on the float input). FPS = 1e6 / p50. Accuracy: the "
+        "test set through the same call. Load: creating the interpreter or session (Keras: "
+        "`load_model`), imports excluded. Peak RSS: high-water mark of a fresh process that "
+        "only loads and runs that model (Python + NumPy + OpenCV alone: "
+        f"{results['idle_rss_mb']} MB). × Keras predict: Keras predict p50 / row p50 at the "
+        "same thread count, in this run.",
+        "",
+    ]
+    if results["pipeline"]:
+        threads = results["pipeline"][0]["threads"]
+        lines += [
+            f"## Frame pipeline, 640x480 video, {threads} inference thread(s)",
+            "",
+            *pipeline_table(results["pipeline"]),
+            "",
+            "Microseconds per frame through `runtime.pipeline.FramePipeline.step` (the "
+            "`runtime.webcam` loop). Capture excluded: frames decoded beforehand; capture "
+            "included: `cv2.VideoCapture.read` of the MJPG video (decoding) is timed too.",
+            "",
+        ]
+    if results["training"]:
+        lines += [
+            "## Training cost (Keras, all cores)",
+            "",
+            *training_table(results["training"]),
+            "",
+            "s/epoch is the median of the epochs after the first (the first also traces the "
+            "graph). Full run estimate: first epoch + the rest at the median.",
+            "",
+        ]
+    lines += ["## Targets", ""]
+    for t in results["targets"]:
+        mark = {True: "met", False: "**missed**", None: "not measured"}[t["met"]]
+        lines.append(f"- {t['target']}: {mark} ({t['detail']})")
+    if results["notes"]:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in results["notes"])]
+    return "\n".join(lines) + "\n"
+
+
+# --- plot -----------------------------------------------------------------------------------
+
+_COLORS = {"keras": "#7f7f7f", "tflite": "#1f77b4", "onnx": "#ff7f0e"}
+
+
+def render_png(results: dict, path: Path) -> None:
+    """Latency (log) against accuracy, marker area ~ file size, one point per format/backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from runtime.fsutil import atomic_path
+
+    rows = results["rows"]
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    if rows:
+        t_min = min(r["threads"] for r in rows)
+        pts = sorted((r for r in rows if r["threads"] == t_min), key=lambda r: r["p50_us"])
+        biggest = max(r["size_bytes"] for r in pts)
+        ax.set_xscale("log")
+        xs = [r["p50_us"] for r in pts]
+        ax.set_xlim(min(xs) / 2, max(xs) * 4)
+        ys = [r["accuracy"] * 100 for r in pts]
+        lo, hi = min(ys), max(ys)
+        pad = max(2.0, (hi - lo) * 0.5)
+        ax.set_ylim(lo - pad, min(100.5, hi + pad))
+        labels = []
+        for r in pts:
+            family = r["format"].split("-")[0]
+            ax.scatter(
+                r["p50_us"],
+                r["accuracy"] * 100,
+                s=40 + 900 * r["size_bytes"] / biggest,
+                color=_COLORS.get(family, "#2ca02c"),
+                alpha=0.6,
+                edgecolors="black",
+                linewidths=0.6,
+                zorder=3,
+            )
+            name = r["backend"] if r["format"] == "keras" else r["format"]
+            labels.append(f"{name}\n{_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}")
+        _place_labels(fig, ax, pts, labels)
+        ax.set_title(
+            f"SIGNS CNN, one image per call, {t_min} thread(s): {results['machine']['cpu']}",
+            fontsize=10,
+        )
+    ax.set_xlabel("latency p50 (µs, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.text(
+        0.99,
+        0.02,
+        "marker area ~ file size; blue TFLite, orange ONNX, grey Keras",
+        transform=ax.transAxes,
+        ha="right",
+        fontsize=8,
+        color="0.3",
+    )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+
+
+def _place_labels(fig, ax, pts: list[dict], labels: list[str]) -> None:
+    """Greedy label placement: formats often share an accuracy and sit close in latency.
+
+    Each label takes the first candidate offset whose box (estimated from its text) overlaps
+    no label placed before it, so clustered points stay readable.
+    """
+    px = fig.dpi / 72.0  # display pixels per point
+    placed: list[tuple[float, float, float, float]] = []
+    candidates = [(dx, dy) for dy in (14, -34, 40, -60, 66, -86, 92, -112) for dx in (14, -14)]
+    for r, text in zip(pts, labels, strict=True):
+        x, y = ax.transData.transform((r["p50_us"], r["accuracy"] * 100))
+        lines = text.splitlines()
+        w = max(len(ln) for ln in lines) * 4.6 * px  # ~0.58 em per character at 8 pt
+        h = len(lines) * 10.0 * px
+        choice = candidates[0]
+        for dx, dy in candidates:
+            x0 = x + dx * px - (w if dx < 0 else 0)
+            y0 = y + dy * px
+            box = (x0, y0, x0 + w, y0 + h)
+            if not any(
+                box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed
+            ):
+                choice = (dx, dy)
+                placed.append(box)
+                break
+        dx, dy = choice
+        ax.annotate(
+            text,
+            (r["p50_us"], r["accuracy"] * 100),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha="right" if dx < 0 else "left",
+            va="bottom",
+            fontsize=8,
+            arrowprops={"arrowstyle": "-", "color": "0.25", "lw": 0.6},
+        )
