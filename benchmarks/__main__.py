@@ -6,6 +6,7 @@ import argparse
 
 from benchmarks import BenchSettings, run
 from benchmarks.settings import FULL_ITERATIONS, QUICK_ITERATIONS
+from runtime.cli import flag
 from runtime.errors import run_cli
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         help=f"timed calls per row (default: {FULL_ITERATIONS}; with --quick: {QUICK_ITERATIONS})",
     )
     p.add_argument(
-        "--max-seconds",
+        *flag("max-seconds"),
         type=float,
         default=d.max_seconds,
         help="time cap per row, seconds (--quick: at most 3)",

@@ -208,7 +208,7 @@ def training_table(training: list[dict]) -> list[str]:
         "steps/epoch",
         "s/epoch",
         "first epoch s",
-        "epochs measured",
+        "runs (epochs)",
         "full run (est.)",
     ]
     body = [
@@ -218,7 +218,7 @@ def training_table(training: list[dict]) -> list[str]:
             str(t["steps_per_epoch"]),
             f"{t['epoch_s']:.2f}",
             f"{t['first_epoch_s']:.2f}",
-            str(t["epochs"]),
+            f"1 + {t['epochs']}",
             f"{t['full_run_epochs']} epochs ≈ {t['full_run_est_s'] / 60:.1f} min",
         ]
         for t in training
@@ -274,8 +274,10 @@ def render_markdown(results: dict) -> str:
             "",
             *training_table(results["training"]),
             "",
-            "s/epoch is the median of the epochs after the first (the first also traces the "
-            "graph). Full run estimate: first epoch + the rest at the median.",
+            "Each recipe runs `train.run` (the real `python -m train`, plots off) in fresh "
+            "processes for 1 epoch and for N epochs. First epoch: the 1-epoch fit time (includes "
+            "graph tracing); s/epoch: the difference / (N - 1), validation included. Full run: "
+            "first epoch + the remaining epochs at s/epoch.",
             "",
         ]
     lines += ["## Targets", ""]

@@ -252,61 +252,25 @@ def bench_pipeline(spec: dict) -> dict:
 
 
 def bench_train(spec: dict) -> dict:
-    """Seconds per epoch of one training recipe (TrainSettings, with another batch size)."""
+    """One real ``train.run`` (plots off) of a recipe: its fit time over ``epochs`` epochs.
+
+    The parent runs each recipe twice (1 epoch and N epochs) and takes the difference, so the
+    recipe is exactly what ``python -m train`` does, with no copy of it here.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    import tempfile
 
-    from runtime.dataset import load_dataset, stratified_split
-    from runtime.preprocess import to_model_input
-    from train.model import build_model
-    from train.settings import TrainSettings
+    from train import TrainSettings, run
 
-    s = TrainSettings(data=spec["data"], batch_size=spec["batch_size"], epochs=spec["epochs"])
-    ds = load_dataset(s.data, need_train=True)
-    assert ds.train is not None
-    keras.utils.set_random_seed(s.seed)
-    tr_idx, val_idx = stratified_split(ds.train.y, s.val_size, s.seed)
-    train, val = ds.train.subset(tr_idx), ds.train.subset(val_idx)
-    model = build_model()
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=s.learning_rate, beta_1=s.beta_1, beta_2=s.beta_2
-        ),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self._t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.seconds.append(time.perf_counter() - self._t0)
-
-    timer = EpochTimer()
-    model.fit(
-        to_model_input(train.x),
-        keras.utils.to_categorical(train.y, 6),
-        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, 6)),
-        epochs=s.epochs,
-        batch_size=s.batch_size,
-        shuffle=True,
-        callbacks=[timer],
-        verbose=0,
-    )
-    later = timer.seconds[1:] or timer.seconds
+    overrides = spec.get("overrides", {})
+    with tempfile.TemporaryDirectory(prefix="signs-bench-train-") as out:
+        settings = TrainSettings(data=spec["data"], out=out, plots=False, verbose=0, **overrides)
+        metrics = run(settings)
     return {
-        "batch_size": s.batch_size,
-        "epochs": s.epochs,
-        "train_images": len(train),
-        "steps_per_epoch": -(-len(train) // s.batch_size),
-        "first_epoch_s": round(timer.seconds[0], 2),
-        "epoch_s": round(float(np.median(later)), 2),
-        "epoch_seconds": [round(t, 3) for t in timer.seconds],
+        "fit_s": float(metrics["fit_seconds"]),
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "train_images": int(metrics["train"]["n"]),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
