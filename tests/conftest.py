@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -29,4 +30,25 @@ def trained_dir(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
     out = tmp_path_factory.mktemp("trained")
     run(TrainSettings(data=str(signs_data), out=str(out), verbose=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_dir(
+    trained_dir: Path, signs_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """All six formats exported from ``trained_dir``'s model and validated once, with manifest.json.
+
+    A format that fails its gate is still written and marked in the manifest; tests/test_export.py
+    asserts that every one passed.
+    """
+    from export import ExportSettings, main_export
+    from export.core import ExportFailed
+
+    out = tmp_path_factory.mktemp("export")
+    settings = ExportSettings(
+        model=str(trained_dir / "model.keras"), data=str(signs_data), out=str(out), int8=True
+    )
+    with contextlib.suppress(ExportFailed):  # the manifest says which format failed
+        main_export(settings)
     return out

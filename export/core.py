@@ -1,0 +1,454 @@
+"""`python -m export`: convert the Keras model, then prove every file against the Keras score.
+
+Every input is checked before anything is written. Each format is converted into a temporary
+file that is renamed only when complete, then run over the whole test set by the runtime's own
+backends (the code the webcam uses, not TensorFlow) and gated on its accuracy drop and, for
+float formats, on its probability difference from Keras. ``manifest.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from export.formats import FORMATS, ConvertContext, ExportFormat
+from export.settings import ExportSettings
+from runtime.backends import EXPECTED_INPUT, TensorInfo, load_backend, uint8_shortcut
+from runtime.dataset import Dataset, Split, load_dataset, stratified_split
+from runtime.errors import DataError, ModelError, SignsError, ValidationError
+from runtime.fsutil import atomic_path, ensure_writable_dir, write_json
+from runtime.preprocess import PreprocessConfig, to_model_input
+
+KB = 1000  # bytes; sizes in the table are SI kilobytes
+MANIFEST = "manifest.json"
+KERAS_SUFFIXES = (".keras", ".h5")
+
+
+@dataclass
+class FormatResult:
+    """One exported file and its verdict."""
+
+    format: str
+    status: str  # "passed" | "failed" | "export-failed"
+    path: Path | None = None
+    reason: str = ""  # why it failed; empty when passed
+    export_seconds: float = 0.0
+    size_bytes: int = 0
+    sha256: str = ""
+    accuracy: float | None = None  # test accuracy through the runtime backend
+    drop: float | None = None  # Keras accuracy minus this accuracy, percentage points
+    agreement: float | None = None  # fraction of test images with the same top-1 as Keras
+    max_abs_diff: float | None = None  # max |probability - Keras probability|
+    tolerance: float | None = None
+    runtime: str = ""
+    input: TensorInfo | None = None
+    output: TensorInfo | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    keras_accuracy: float
+    test_images: int
+    results: list[FormatResult]
+    seconds: float = 0.0  # wall time of the whole export, validation included
+
+    @property
+    def failures(self) -> list[FormatResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def manifest(self) -> Path:
+        return self.out / MANIFEST
+
+
+class ExportFailed(ValidationError):
+    """At least one requested format failed its gate or its conversion (exit code 1)."""
+
+    def __init__(self, message: str, report: ExportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMATS) -> ExportReport:
+    """Export, validate and write the manifest; return the report when every format passed.
+
+    Args:
+        settings: what to export and where.
+        table: the format table (tests pass variants to exercise the gate).
+
+    Raises:
+        SignsError: bad input (model, data, output directory, format names); nothing written.
+        ExportFailed: a format failed; every file and the manifest were still written, the
+            report is attached.
+    """
+    t_start = time.perf_counter()
+    formats = select_formats(settings, table)
+    if settings.max_drop < 0:
+        raise SignsError(f"--max-drop must be >= 0 percentage points, got {settings.max_drop}")
+    if settings.threads is not None and settings.threads < 1:
+        raise SignsError(f"--threads must be at least 1, got {settings.threads}")
+    if settings.calibration_images < 1:
+        raise SignsError("calibration_images must be at least 1")
+    model_path = Path(settings.model)
+    _check_model_file(model_path)
+    ds = load_dataset(settings.data)
+    test, calibration = _splits(ds, formats, settings)
+    out = Path(settings.out)
+    _check_out_dir(out)
+    model = _load_keras(model_path)  # the slow part (TensorFlow), after the cheap checks
+    labels = _labels(model_path, ds)
+
+    print(f"model: {model_path} ({model.count_params():,} parameters)")
+    print(f"data: {ds.describe()}; validating on {len(test)} test images")
+    if calibration is not None:
+        print(
+            f"calibration: {len(calibration)} training images (class-stratified, "
+            f"seed {settings.calibration_seed})"
+        )
+    keras_probs = model.predict(to_model_input(test.x), verbose=0, batch_size=256)
+    keras_acc = float(np.mean(keras_probs.argmax(1) == test.y))
+    print(f"keras: test accuracy {keras_acc:.4f}")
+
+    ensure_writable_dir(out)
+    # A manifest from an earlier run would describe files this run is about to replace.
+    with contextlib.suppress(FileNotFoundError):
+        (out / MANIFEST).unlink()
+
+    calib_x = calibration.x if calibration is not None else np.empty((0, *EXPECTED_INPUT), np.uint8)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="signs-export-") as work:
+        ctx = ConvertContext(
+            model=model,
+            calibration=calib_x,
+            workdir=Path(work),
+            opset=settings.opset,
+        )
+        for fmt in formats:
+            result = _export_one(fmt, ctx, out, test, keras_probs, keras_acc, settings)
+            results.append(result)
+
+    report = ExportReport(out, keras_acc, len(test), results, time.perf_counter() - t_start)
+    print()
+    print(format_table(report))
+    write_json(
+        out / MANIFEST, _manifest(report, settings, model_path, labels, ds, test, calibration)
+    )
+    print(f"\nwrote {out}/ ({len(results)} files + {MANIFEST}) in {report.seconds:.1f} s")
+    if not report.passed:
+        names = ", ".join(f"{r.format} ({r.status}: {r.reason})" for r in report.failures)
+        raise ExportFailed(
+            f"{len(report.failures)} of {len(results)} formats did not pass: {names}", report
+        )
+    return report
+
+
+def select_formats(
+    settings: ExportSettings, table: Sequence[ExportFormat] = FORMATS
+) -> list[ExportFormat]:
+    """The formats to export, in table order; an unknown name is a one-line error."""
+    by_name = {f.name: f for f in table}
+    if not settings.formats:
+        return [f for f in table if settings.int8 or not f.quantized]
+    unknown = [n for n in settings.formats if n not in by_name]
+    if unknown:
+        raise SignsError(
+            f"unknown format {', '.join(map(repr, unknown))}; valid formats: {', '.join(by_name)}"
+        )
+    wanted = set(settings.formats)
+    return [f for f in table if f.name in wanted]
+
+
+# --- input checks (nothing is written until all pass) ---------------------------------------
+
+
+def _check_model_file(path: Path) -> None:
+    if not path.exists():
+        raise ModelError(f"{path}: model file not found (train one with: python -m train)")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file (expected a Keras .keras model)")
+    if path.suffix.lower() not in KERAS_SUFFIXES:
+        raise ModelError(f"{path}: not a Keras model (expected a .keras file)")
+
+
+def _load_keras(path: Path):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a readable Keras model ({first})") from None
+    try:
+        in_shape, out_shape = model.input_shape, model.output_shape
+    except (AttributeError, ValueError):  # e.g. a Sequential model that was never built
+        raise ModelError(f"{path}: model has no defined input shape") from None
+    if not isinstance(in_shape, tuple) or tuple(in_shape[1:]) != EXPECTED_INPUT:
+        raise ModelError(f"{path}: model input shape {in_shape}, expected (None, 64, 64, 3)")
+    if not isinstance(out_shape, tuple) or tuple(out_shape[1:]) != (6,):
+        raise ModelError(f"{path}: model output shape {out_shape}, expected (None, 6)")
+    return model
+
+
+def _splits(
+    ds: Dataset, formats: list[ExportFormat], settings: ExportSettings
+) -> tuple[Split, Split | None]:
+    if ds.test is None:
+        raise DataError(
+            f"{ds.root}: no test images to validate on ({ds.layout} layout, training data only); "
+            "the exported files are checked on the test set"
+        )
+    calibration = None
+    if any(f.calibrated for f in formats):
+        if ds.train is None:
+            raise DataError(
+                f"{ds.root}: no training images for int8 calibration ({ds.layout} layout, test "
+                "data only); calibration never uses test images"
+            )
+        n = min(settings.calibration_images, len(ds.train))
+        if n == len(ds.train):
+            calibration = ds.train
+        else:
+            _, idx = stratified_split(ds.train.y, n, settings.calibration_seed)
+            calibration = ds.train.subset(idx)
+    return ds.test, calibration
+
+
+def _check_out_dir(out: Path) -> None:
+    """Fail early, without creating anything, if ``out`` cannot become a writable directory."""
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise SignsError(f"output directory {out} cannot be created: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SignsError(f"output directory {out} cannot be written: {probe} is read-only")
+
+
+def _labels(model_path: Path, ds: Dataset) -> list[str]:
+    """The class names from the training run's config.json beside the model, else the data's."""
+    config = model_path.parent / "config.json"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        labels = json.loads(config.read_text()).get("labels")
+        if isinstance(labels, list) and len(labels) == 6:
+            return [str(v) for v in labels]
+    return list(ds.labels)
+
+
+# --- one format: convert, then validate -----------------------------------------------------
+
+
+def _export_one(
+    fmt: ExportFormat,
+    ctx: ConvertContext,
+    out: Path,
+    test: Split,
+    keras_probs: np.ndarray,
+    keras_acc: float,
+    settings: ExportSettings,
+) -> FormatResult:
+    dest = out / fmt.filename
+    # A file left by an earlier run must not pass for this run's output if conversion fails.
+    with contextlib.suppress(FileNotFoundError):
+        dest.unlink()
+    t0 = time.perf_counter()
+    try:
+        with atomic_path(dest) as tmp:
+            notes = fmt.converter(ctx, tmp)
+    except Exception as exc:  # any converter crash is this format's failure, not the run's
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        print(f"{fmt.name}: export-failed ({reason})", flush=True)
+        return FormatResult(fmt.name, "export-failed", reason=reason, tolerance=fmt.tolerance)
+    seconds = time.perf_counter() - t0
+    data = dest.read_bytes()
+    result = FormatResult(
+        fmt.name,
+        "failed",
+        path=dest,
+        export_seconds=seconds,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        tolerance=fmt.tolerance,
+        notes=notes,
+    )
+    print(f"{fmt.name}: wrote {dest} ({len(data) / KB:.1f} KB) in {seconds:.1f} s", flush=True)
+    _validate(result, fmt, test, keras_probs, keras_acc, settings)
+    if result.accuracy is None:
+        print(f"{fmt.name}: {result.status} ({result.reason})", flush=True)
+    else:
+        print(
+            f"{fmt.name}: {result.status}, accuracy {result.accuracy:.4f} "
+            f"(drop {result.drop:+.2f} pp, agreement {result.agreement:.1%}, "
+            f"max |dp| {result.max_abs_diff:.1e})"
+            + (f": {result.reason}" if result.reason else ""),
+            flush=True,
+        )
+    return result
+
+
+def _validate(
+    result: FormatResult,
+    fmt: ExportFormat,
+    test: Split,
+    keras_probs: np.ndarray,
+    keras_acc: float,
+    settings: ExportSettings,
+) -> None:
+    """Run the file on the whole test set with the runtime backend and apply the gate."""
+    assert result.path is not None
+    try:
+        backend = load_backend(result.path, threads=settings.threads)
+        probs = backend.predict(test.x)
+    except SignsError as exc:
+        result.reason = f"does not load in the runtime: {exc}"
+        return
+    result.runtime, result.input, result.output = backend.runtime, backend.input, backend.output
+    if fmt.suffix == ".tflite" and backend.input.dtype == "int8":
+        result.notes["uint8_shortcut"] = uint8_shortcut(backend.input)
+    pred = probs.argmax(1)
+    result.accuracy = float(np.mean(pred == test.y))
+    result.drop = (keras_acc - result.accuracy) * 100.0
+    result.agreement = float(np.mean(pred == keras_probs.argmax(1)))
+    result.max_abs_diff = float(np.max(np.abs(probs - keras_probs)))
+    reasons = []
+    # A float epsilon keeps an exact tie with --max-drop a pass.
+    if result.drop > settings.max_drop + 1e-9:
+        reasons.append(f"accuracy drop {result.drop:.2f} pp > max {settings.max_drop:g} pp")
+    if fmt.tolerance is not None and result.max_abs_diff > fmt.tolerance:
+        reasons.append(f"max prob diff {result.max_abs_diff:.2e} > tolerance {fmt.tolerance:.0e}")
+    result.reason = "; ".join(reasons)
+    result.status = "failed" if reasons else "passed"
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def format_table(report: ExportReport) -> str:
+    """The benchmark-style table: one row per format, Keras first as the reference."""
+    header = (
+        f"{'format':<15} {'status':<13} {'size KB':>8} {'accuracy':>9} {'drop pp':>8} "
+        f"{'agree':>7} {'max |dp|':>9} {'tol':>6} {'export s':>9}"
+    )
+    lines = [
+        header,
+        "-" * len(header),
+        f"{'keras':<15} {'reference':<13} {'':>8} {report.keras_accuracy:>9.4f} {'':>8} "
+        f"{'':>7} {'':>9} {'':>6} {'':>9}",
+    ]
+
+    def num(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    for r in report.results:
+        lines.append(
+            f"{r.format:<15} {r.status:<13} "
+            f"{num(r.size_bytes / KB if r.size_bytes else None, '.1f'):>8} "
+            f"{num(r.accuracy, '.4f'):>9} {num(r.drop, '+.2f'):>8} "
+            f"{num(None if r.agreement is None else r.agreement * 100, '.1f') + '%':>7} "
+            f"{num(r.max_abs_diff, '.1e'):>9} {num(r.tolerance, '.0e'):>6} "
+            f"{num(r.export_seconds if r.status != 'export-failed' else None, '.1f'):>9}"
+        )
+    lines.append(
+        f"{report.test_images} test images; drop = Keras accuracy - file accuracy "
+        f"(percentage points); agree = same top-1 class as Keras"
+    )
+    return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "numpy": np.__version__}
+    for dist in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def _rel(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+
+
+def _manifest(
+    report: ExportReport,
+    settings: ExportSettings,
+    model_path: Path,
+    labels: list[str],
+    ds: Dataset,
+    test: Split,
+    calibration: Split | None,
+) -> dict:
+    out = report.out
+
+    def rounded(v: float | None, nd: int) -> float | None:
+        return None if v is None else round(v, nd)
+
+    models = []
+    for r in report.results:
+        entry = {
+            "format": r.format,
+            "path": _rel(r.path, out) if r.path is not None else None,
+            "status": r.status,
+            "reason": r.reason,
+            "size_bytes": r.size_bytes or None,
+            "sha256": r.sha256 or None,
+            "accuracy": rounded(r.accuracy, 6),
+            "drop": rounded(r.drop, 4),
+            "agreement": rounded(r.agreement, 6),
+            "max_abs_diff": None if r.max_abs_diff is None else float(f"{r.max_abs_diff:.3e}"),
+            "tolerance": r.tolerance,
+            "export_seconds": round(r.export_seconds, 3),
+            "runtime": r.runtime or None,
+            "input": r.input.to_dict() if r.input is not None else None,
+            "output": r.output.to_dict() if r.output is not None else None,
+        }
+        if "uint8_shortcut" in r.notes:
+            entry["uint8_shortcut"] = r.notes["uint8_shortcut"]
+        entry["conversion"] = {k: v for k, v in r.notes.items() if k != "uint8_shortcut"}
+        models.append(entry)
+    return {
+        "keras": {"path": _rel(model_path, out), "accuracy": round(report.keras_accuracy, 6)},
+        "labels": labels,
+        "preprocessing": PreprocessConfig().to_dict(),
+        "models": models,
+        "validation": {
+            "data": str(ds.root.resolve()),
+            "split": "test",
+            "images": len(test),
+            "max_drop": settings.max_drop,
+        },
+        "calibration": None
+        if calibration is None
+        else {
+            "split": "train",
+            "images": len(calibration),
+            "selection": f"class-stratified, seed {settings.calibration_seed}",
+        },
+        "versions": _versions(),
+        "settings": settings.to_dict(),
+    }
