@@ -6,6 +6,7 @@ import argparse
 
 from export.formats import FORMATS
 from export.settings import ExportSettings
+from runtime.cli import flag
 from runtime.errors import run_cli
 
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--out", type=str, default=d.out, help="output directory")
     p.add_argument(
-        "--max-drop",
+        *flag("max-drop"),
         type=float,
         default=d.max_drop,
         help="largest test accuracy loss vs Keras a file may have, in percentage points",

@@ -39,6 +39,7 @@ class FormatResult:
     """One exported file and its verdict."""
 
     format: str
+    filename: str  # "<format><suffix>" in the output directory
     status: str  # "passed" | "failed" | "export-failed"
     path: Path | None = None
     reason: str = ""  # why it failed; empty when passed
@@ -281,11 +282,14 @@ def _export_one(
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         print(f"{fmt.name}: export-failed ({reason})", flush=True)
-        return FormatResult(fmt.name, "export-failed", reason=reason, tolerance=fmt.tolerance)
+        return FormatResult(
+            fmt.name, fmt.filename, "export-failed", reason=reason, tolerance=fmt.tolerance
+        )
     seconds = time.perf_counter() - t0
     data = dest.read_bytes()
     result = FormatResult(
         fmt.name,
+        fmt.filename,
         "failed",
         path=dest,
         export_seconds=seconds,
@@ -412,7 +416,8 @@ def _manifest(
     for r in report.results:
         entry = {
             "format": r.format,
-            "path": _rel(r.path, out) if r.path is not None else None,
+            # The intended file name even for export-failed (no file): readers key on it.
+            "path": r.filename,
             "status": r.status,
             "reason": r.reason,
             "size_bytes": r.size_bytes or None,

@@ -154,18 +154,20 @@ def onnx_fp32(ctx: ConvertContext, dest: Path) -> dict:
     return {"opset": ctx.opset}
 
 
-# onnxruntime static quantization settings, chosen by measurement (test set, 120 images, five
-# settings axes, 48 combinations; every combination held accuracy on this AVX-512 VNNI CPU):
-# - reduce_range=True: 7-bit weights. x86 CPUs with AVX2 but without VNNI run u8 x s8 products
-#   with VPMADDUBSW, whose 16-bit intermediate sums saturate with full 8-bit weights; that is
-#   what collapsed accuracy from 0.86 to 0.69 in the trial with the defaults. The
-#   7-bit range cannot saturate, so the file holds its accuracy on any x86 CPU, ARM and VNNI.
-# - per_channel=True: one weight scale per output channel wins back the precision the 7th
-#   bit costs (per-tensor + reduce_range moved probabilities by up to 0.21, per-channel 0.11).
-# - quant_pre_process first: shape inference and graph fusions, so every Conv/MatMul gets QDQ.
+# onnxruntime static quantization settings. Measured on two trained models (test set, 120 images;
+# 48 combinations of pre-processing, per-channel, reduce_range, activation type and calibration
+# method): on this AVX-512 VNNI CPU every combination stayed within one test image of Keras, so the
+# choice is made for the CPUs we cannot measure here:
+# - reduce_range=True: 7-bit weights. x86 CPUs with AVX2 but without VNNI multiply u8 x s8 with
+#   VPMADDUBSW, whose 16-bit pair sums saturate with full-range 8-bit weights; onnxruntime's docs
+#   name reduce_range as the fix. That saturation is the likely cause of the collapse from 0.86 to
+#   0.69 seen with the default settings on such a CPU. ARM and VNNI CPUs lose nothing measurable.
+# - per_channel=True: one weight scale per output channel wins back the precision the 7th bit
+#   costs (per-tensor + reduce_range moved the probabilities by up to 0.21 on the first model).
+# - quant_pre_process first: shape inference and graph fusions before QDQ insertion.
 # - QDQ with int8 activations and weights (S8S8): onnxruntime's recommended first choice.
-# - MinMax calibration: Entropy gave identical ranges here, Percentile clipped and cost a test
-#   image; MinMax is also the cheapest (a fraction of a second for 300 images).
+# - MinMax calibration: Entropy gave the same accuracy and Percentile was no better (on one model
+#   it cost a test image); MinMax is the cheapest (a fraction of a second for 300 images).
 ONNX_QUANT = {
     "quant_format": "QDQ",
     "per_channel": True,

@@ -16,6 +16,7 @@ from export.core import MANIFEST, ExportFailed
 from export.formats import FORMATS, ExportFormat, onnx_fp32, tflite_fp32
 from runtime.backends import load_backend, uint8_shortcut
 from runtime.dataset import load_dataset
+from runtime.manifest import describe_model, read_manifest
 from runtime.preprocess import PreprocessConfig, to_model_input
 from tests.helpers import assert_user_error, run_module
 
@@ -61,6 +62,10 @@ def test_manifest_lists_six_passed_files_with_matching_hashes(exported_dir: Path
     assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"} <= set(
         m["versions"]
     )
+    # The runtime reads it: each file is found, verified by sha256 and trusted without warnings.
+    for f in FORMATS:
+        info = describe_model(exported_dir / f.filename)
+        assert info.entry is not None and info.entry.passed and not info.warnings, info
     # No temporary or stray files: exactly the six models and the manifest.
     assert sorted(p.name for p in exported_dir.iterdir()) == sorted(
         [MANIFEST] + [f.filename for f in FORMATS]
@@ -127,6 +132,9 @@ def test_gate_fails_int8_calibrated_on_black_images(trained_dir, signs_data, tmp
     assert status["tflite-fp32"]["status"] == "passed"
     assert status["tflite-int8"]["status"] == "failed"
     assert status["tflite-int8"]["drop"] > 10
+    # The runtime warns whoever runs the failed file.
+    warnings = describe_model(out / "tflite-int8.tflite").warnings
+    assert any("'failed'" in w for w in warnings), warnings
 
 
 def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path):
@@ -163,7 +171,9 @@ def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path):
     assert "fp16-strict" in str(info.value) and "onnx-opset99" in str(info.value)
     assert not (out / "onnx-opset99.onnx").exists()
     assert [e["status"] for e in _manifest(out)["models"]] == ["failed", "export-failed", "passed"]
-    assert _manifest(out)["models"][1]["path"] is None
+    assert read_manifest(out / MANIFEST).models[1].status == "export-failed"  # runtime-readable
+    crashed = _manifest(out)["models"][1]
+    assert crashed["path"] == "onnx-opset99.onnx" and crashed["sha256"] is None
 
 
 def test_interrupted_export_leaves_no_complete_looking_file(trained_dir, signs_data, tmp_path):
