@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
         "--data",
         type=str,
         default=None,
-        help="dataset for accuracy and the test video (default: $SIGNS_DATA, else ./data)",
+        help="dataset for accuracy and the test video (default: $SIGNS_DATA, else the data "
+        "the export validated on, else ./data)",
     )
     p.add_argument("--out", type=str, default=d.out, help="folder for results.json/.md/.png")
     p.add_argument(

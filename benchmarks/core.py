@@ -52,7 +52,7 @@ def run(settings: BenchSettings) -> dict:
         raise SignsError("--iterations must be at least 1")
     from runtime.dataset import load_dataset
 
-    ds = load_dataset(settings.data)
+    ds = load_dataset(_data_path(settings.data, manifest))
     split = ds.evaluation_split()
     out = ensure_writable_dir(settings.out)
     has_tf = importlib.util.find_spec("tensorflow") is not None
@@ -182,6 +182,14 @@ def load_manifest(models: str | os.PathLike[str]) -> tuple[Path, dict]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
         raise SignsError(f"{path}: not an export manifest (no 'models' list); {hint}")
     return path, manifest
+
+
+def _data_path(data: str | None, manifest: dict) -> str | None:
+    """--data, else $SIGNS_DATA, else the data the export validated on (if it is here)."""
+    if data or os.environ.get("SIGNS_DATA"):
+        return data
+    validated = (manifest.get("validation") or {}).get("data")
+    return validated if validated and Path(validated).exists() else None
 
 
 def _resolve(manifest_path: Path, rel: str | None) -> Path | None:

@@ -7,7 +7,7 @@ import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FULL_ITERATIONS = 3000  # timed single-image calls per row; enough for a stable p99
+FULL_ITERATIONS = 10000  # timed single-image calls per row (capped by max_seconds): stable p99
 QUICK_ITERATIONS = 300  # --quick: p50/p95 are stable, p99 is indicative only
 
 

@@ -77,7 +77,7 @@ def summarize(us: np.ndarray) -> dict:
 
 def _latency_row(us: np.ndarray) -> dict:
     row = summarize(us)
-    row["fps"] = round(1e6 / row["p50_us"], 1)  # single-image rate implied by the median
+    row["fps"] = round(1e6 / row["p50_us"], 2)  # single-image rate implied by the median
     return row
 
 
