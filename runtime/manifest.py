@@ -19,10 +19,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runtime.dataset import DEFAULT_LABELS, NUM_CLASSES
 from runtime.errors import ModelError
 from runtime.preprocess import PreprocessConfig
+
+if TYPE_CHECKING:
+    from runtime.backends import Backend
 
 MANIFEST_NAME = "manifest.json"
 DEFAULT_EXPORT_DIR = Path("artifacts") / "export"  # where `python -m export` writes, from the cwd
@@ -44,6 +48,8 @@ class ModelEntry:
     sha256: str | None = None
     input: dict = field(default_factory=dict)  # name, shape, dtype, scale, zero_point
     output: dict = field(default_factory=dict)
+    uint8_shortcut: bool | None = None  # int8 input is exactly pixel - 128 (see backends)
+    reason: str | None = None  # why the export gate passed or failed it
 
     @property
     def passed(self) -> bool:
@@ -130,6 +136,10 @@ def read_manifest(path: Path) -> Manifest:
                 sha256=m.get("sha256"),
                 input=m.get("input") or {},
                 output=m.get("output") or {},
+                uint8_shortcut=m.get("uint8_shortcut")
+                if isinstance(m.get("uint8_shortcut"), bool)
+                else None,
+                reason=str(m["reason"]) if m.get("reason") else None,
             )
         )
     keras = raw.get("keras") or {}
@@ -188,9 +198,9 @@ def describe_model(model_path: str | Path, *, verify: bool = True) -> ModelInfo:
         )
     else:
         if not entry.passed:
-            acc = f" (test accuracy {entry.accuracy:.4f})" if entry.accuracy is not None else ""
+            why = f" ({entry.reason})" if entry.reason else ""
             warnings.append(
-                f"{path.name} is marked {entry.status!r} in {manifest_path}{acc}: "
+                f"{path.name} is marked {entry.status!r} in {manifest_path}{why}: "
                 "its predictions may be wrong"
             )
         if verify and entry.sha256 and path.is_file() and _sha256(path) != entry.sha256:
@@ -203,12 +213,24 @@ def describe_model(model_path: str | Path, *, verify: bool = True) -> ModelInfo:
     )
 
 
-def check_backend(info: ModelInfo, backend) -> list[str]:
-    """Warnings where the loaded model's input quantization disagrees with its manifest entry."""
-    if info.entry is None or not info.entry.input:
+def check_backend(info: ModelInfo, backend: Backend) -> list[str]:
+    """Warnings where the loaded model's input quantization disagrees with its manifest entry.
+
+    The backend always quantizes from the file's own tensor parameters; a disagreement means
+    the manifest describes another file.
+    """
+    from runtime.backends import uint8_shortcut
+
+    if info.entry is None:
         return []
-    recorded, actual = info.entry.input, backend.input
+    recorded, actual = info.entry.input or {}, backend.input
     out = []
+    shortcut = info.entry.uint8_shortcut
+    if shortcut is not None and shortcut != uint8_shortcut(actual):
+        out.append(
+            f"manifest says the uint8 input shortcut {'applies' if shortcut else 'does not apply'}"
+            f", the file's input quantization says otherwise"
+        )
     if recorded.get("dtype") not in (None, actual.dtype):
         out.append(f"manifest says input dtype {recorded['dtype']}, the file has {actual.dtype}")
     for key in ("scale", "zero_point"):

@@ -6,8 +6,9 @@ confidence bar, FPS and per-stage latency; ``--headless`` runs without one. ``--
 one row per frame; at exit a p50/p95/p99 latency summary is printed.
 
 Exit codes: 0 at the end of a video or folder, ``--max-frames``, q/ESC, Ctrl-C or SIGTERM (the
-log and summary are complete); 1 when a camera stops delivering frames mid-run (after the
-summary); 2 for bad input (model, camera, source, flags), with a one-line error.
+current frame is finished; the log and summary are complete); 1 when a camera stops delivering
+frames mid-run (after the summary); 2 for bad input (model, camera, source, flags), with a
+one-line error.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     """
     t_start = time.perf_counter()
     _check(settings)
-    from runtime.backends import load_backend
+    from runtime.backends import load_backend, uint8_shortcut
     from runtime.fsutil import ensure_writable_dir
     from runtime.manifest import check_backend, default_model, describe_model
     from runtime.pipeline import FramePipeline, Roi
@@ -242,10 +243,11 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     if source is None:
         source = open_source(settings.camera, settings.source, settings.retry_s)
     print(f"model: {info.describe()}", flush=True)
+    shortcut = " (exact uint8 - 128 shortcut)" if uint8_shortcut(backend.input) else ""
     print(
         f"runtime: {backend.runtime}, threads {settings.threads or 'auto'}, input "
-        f"{backend.input.dtype}; source: {source.name}; smoothing {settings.smooth:g}, "
-        f"min confidence {settings.min_confidence:g}",
+        f"{backend.input.dtype}{shortcut}; source: {source.name}; smoothing "
+        f"{settings.smooth:g}, min confidence {settings.min_confidence:g}",
         flush=True,
     )
 
@@ -256,12 +258,14 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     first_frame_s = None
     t_first = t_last = None
     clock = time.perf_counter_ns
-    previous_term = _install_sigterm()
     try:
-        with source, _CsvLog(log_path) as log:
+        with _StopSignals() as stop, source, _CsvLog(log_path) as log:
             if window is not None:
                 window.open(source)
             while not settings.max_frames or frames < settings.max_frames:
+                if stop.reason:
+                    ended = stop.reason
+                    break
                 t0 = clock()
                 try:
                     item = source.read()
@@ -302,10 +306,9 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
             if frames == 0 and failure is None and ended == "end of source":
                 # Raised inside the `with`: the empty log is discarded.
                 raise SourceError(f"{source.name}: no frames could be read")
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: _CsvLog has kept the log
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once; _CsvLog has kept the log
         ended = "interrupted"
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
         if window is not None:
             window.close()
 
@@ -326,18 +329,28 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     return summary
 
 
-class _Interrupted(KeyboardInterrupt):
-    """SIGTERM (e.g. systemd stop) ends the run like Ctrl-C: log and summary complete."""
+class _StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM (e.g. systemd stop) ask the loop to stop after the current
+    frame, so the log, the frame count and the summary agree; a second Ctrl-C stops at once."""
 
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous: dict[int, object] = {}
 
-def _install_sigterm():
-    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
-        raise _Interrupted()
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
 
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        return signal.getsignal(signal.SIGTERM)
+    def __enter__(self) -> _StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 class _CsvLog:
