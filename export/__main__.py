@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         "--data",
         type=str,
         default=None,
-        help="dataset folder or .h5 file (default: $SIGNS_DATA, else ./data)",
+        help="dataset folder or .h5 file; None: $SIGNS_DATA, else ./data",
     )
     p.add_argument("--out", type=str, default=d.out, help="output directory")
     p.add_argument(
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         "--threads",
         type=int,
         default=None,
-        help="threads for the validation backends (default: the library's choice)",
+        help="threads for the validation backends; None: the library's choice",
     )
     a = p.parse_args(argv)
     formats = tuple(n for arg in a.formats or () for n in arg.split(",") if n)
