@@ -24,6 +24,7 @@ from benchmarks.report import evaluate_targets, render_markdown, render_png, sor
 from benchmarks.settings import BenchSettings
 from runtime.errors import SignsError
 from runtime.fsutil import ensure_writable_dir, write_json, write_text
+from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # so workers import this checkout
 FRAME_W, FRAME_H = 640, 480  # the webcam resolution the pipeline rows are quoted at
@@ -44,7 +45,8 @@ def run(settings: BenchSettings) -> dict:
         SignsError: no manifest at ``settings.models``, bad data, bad settings or an
             unwritable output folder (all checked before anything is measured).
     """
-    manifest_path, manifest = load_manifest(settings.models)
+    manifest, raw = load_manifest(settings.models)
+    manifest_path = manifest.path
     threads = settings.resolved_threads()
     if any(t < 1 for t in threads):
         raise SignsError(f"--threads {threads}: thread counts must be at least 1")
@@ -52,7 +54,7 @@ def run(settings: BenchSettings) -> dict:
         raise SignsError("--iterations must be at least 1")
     from runtime.dataset import load_dataset
 
-    ds = load_dataset(_data_path(settings.data, manifest))
+    ds = load_dataset(_data_path(settings.data, raw))
     split = ds.evaluation_split()
     out = ensure_writable_dir(settings.out)
     has_tf = importlib.util.find_spec("tensorflow") is not None
@@ -85,7 +87,7 @@ def run(settings: BenchSettings) -> dict:
         baseline_rss = idle.get("peak_rss_mb") if idle else None
 
         rows: list[dict] = []
-        keras_path = _keras_path(manifest_path, manifest)
+        keras_path = _keras_path(manifest_path, raw)
         if not has_tf:
             notes.append(
                 "TensorFlow is not installed: Keras baseline rows and training cost "
@@ -104,12 +106,11 @@ def run(settings: BenchSettings) -> dict:
                     rows.append(_row(keras_path, "keras", t, r, status="baseline"))
                     _log_row(rows[-1])
 
-        for entry in manifest.get("models", []):
-            fmt = entry.get("format", "?")
-            path = _resolve(manifest_path, entry.get("path"))
-            if path is None or not path.is_file():
-                notes.append(f"{fmt}: no file ({entry.get('status', 'not exported')}), skipped")
-                print(f"  skip {fmt}: no file at {path}")
+        for entry in manifest.models:
+            fmt, path = entry.format, entry.path
+            if not path.is_file():
+                notes.append(f"{fmt}: no file ({entry.status}), skipped")
+                print(f"  skip {fmt}: no file at {path} ({entry.status})")
                 continue
             for t in threads:
                 res = worker.run(
@@ -118,11 +119,11 @@ def run(settings: BenchSettings) -> dict:
                     notes,
                 )
                 if res:
-                    rows.append(_row(path, fmt, t, res, status=entry.get("status", "?")))
+                    rows.append(_row(path, fmt, t, res, status=entry.status))
                     _log_row(rows[-1])
         _add_speedups(rows)
 
-        pipeline = _pipeline(settings, manifest_path, manifest, split, tmp, worker, notes)
+        pipeline = _pipeline(settings, manifest, split, tmp, worker, notes)
         training: list[dict] = []
         if settings.quick:
             notes.append("training cost skipped (--quick)")
@@ -166,22 +167,24 @@ def run(settings: BenchSettings) -> dict:
     return results
 
 
-def load_manifest(models: str | os.PathLike[str]) -> tuple[Path, dict]:
-    """The export manifest at ``models`` (a folder holding manifest.json, or the file)."""
+def load_manifest(models: str | os.PathLike[str]) -> tuple[Manifest, dict]:
+    """The export manifest at ``models`` (a folder holding manifest.json, or the file).
+
+    Returns the runtime's parsed view (models, statuses, resolved paths; preprocessing checked
+    against this runtime) and the raw JSON, for what only the benchmark needs (the Keras file,
+    the data the export validated on).
+    """
     p = Path(models)
-    path = p if p.suffix == ".json" else p / "manifest.json"
+    path = p if p.suffix == ".json" else p / MANIFEST_NAME
     hint = "run python -m export --int8 first, or pass --models DIR"
     if not p.exists():
         raise SignsError(f"{p}: models folder not found; {hint}")
     if not path.is_file():
         raise SignsError(f"{path}: no export manifest; {hint}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignsError(f"{path}: unreadable export manifest ({exc})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("models"), list):
-        raise SignsError(f"{path}: not an export manifest (no 'models' list); {hint}")
-    return path, manifest
+    manifest = read_manifest(path)
+    if not manifest.models:
+        raise SignsError(f"{path}: the manifest lists no exported models; {hint}")
+    return manifest, json.loads(path.read_text(encoding="utf-8"))
 
 
 def _data_path(data: str | None, manifest: dict) -> str | None:
@@ -307,8 +310,7 @@ def make_video(split_x: np.ndarray, path: Path, frames: int) -> Path:
 
 def _pipeline(
     settings: BenchSettings,
-    manifest_path: Path,
-    manifest: dict,
+    manifest: Manifest,
     split,
     tmp: Path,
     worker: _Worker,
@@ -317,11 +319,11 @@ def _pipeline(
     if importlib.util.find_spec("runtime.pipeline") is None:
         notes.append("runtime.pipeline is not available: frame-pipeline rows skipped")
         return []
-    entries = {m.get("format"): m for m in manifest.get("models", [])}
+    entries = {m.format: m for m in manifest.models}
     video = make_video(split.x, tmp / "frames_640x480.avi", settings.video_frames)
     rows: list[dict] = []
     for fmt in PIPELINE_FORMATS:
-        path = _resolve(manifest_path, (entries.get(fmt) or {}).get("path"))
+        path = entries[fmt].path if fmt in entries else None
         if path is None or not path.is_file():
             notes.append(f"pipeline {fmt}: no exported file, skipped")
             continue
