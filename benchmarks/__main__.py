@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m benchmarks",
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Writes results.json, results.md and results.png to --out. Exit code 0 when "
+        "everything was measured; 1 when a measurement failed (the rest is still written); "
+        "2 for bad input.",
     )
     p.add_argument(
         "--models", type=str, default=d.models, help="folder with manifest.json (python -m export)"
@@ -35,8 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         "--data",
         type=str,
         default=None,
-        help="dataset for accuracy and the test video (default: $SIGNS_DATA, else the data "
-        "the export validated on, else ./data)",
+        help="dataset for accuracy and the test video; None: $SIGNS_DATA, else the data the "
+        "export validated on, else ./data",
     )
     p.add_argument("--out", type=str, default=d.out, help="folder for results.json/.md/.png")
     p.add_argument(
@@ -48,13 +51,13 @@ def main(argv: list[str] | None = None) -> None:
         "--threads",
         type=thread_list,
         default=None,
-        help="comma-separated thread counts (default: 1,<cores>; with --quick: 1)",
+        help="comma-separated thread counts; None: 1,<cores>, or 1 with --quick",
     )
     p.add_argument(
         "--iterations",
         type=int,
         default=None,
-        help=f"timed calls per row (default: {FULL_ITERATIONS}; with --quick: {QUICK_ITERATIONS})",
+        help=f"timed calls per row; None: {FULL_ITERATIONS}, or {QUICK_ITERATIONS} with --quick",
     )
     p.add_argument(
         *flag("max-seconds"),

@@ -31,8 +31,10 @@ FRAME_W, FRAME_H = 640, 480  # the webcam resolution the pipeline rows are quote
 PIPELINE_FORMATS = ("tflite-fp32", "tflite-int8")
 
 
-class WorkerFailed(Exception):
-    """A worker crashed (a bug or an unsupported runtime), as opposed to a user error."""
+class MeasurementsFailed(SignsError):
+    """Some measurements failed; the results that were measured are still written."""
+
+    exit_code = 1
 
 
 def run(settings: BenchSettings) -> dict:
@@ -93,7 +95,9 @@ def run(settings: BenchSettings) -> dict:
                 "TensorFlow is not installed: Keras baseline rows and training cost "
                 "skipped (expected on a device with the runtime-only install)"
             )
-        elif keras_path is None or not keras_path.is_file():
+        elif keras_path is None:
+            notes.append(f"{manifest_path} names no Keras model: baseline rows skipped")
+        elif not keras_path.is_file():
             notes.append(f"no Keras model at {keras_path}: baseline rows skipped")
         else:
             for t in threads:
@@ -164,6 +168,11 @@ def run(settings: BenchSettings) -> dict:
     for n in notes:
         print(f"note: {n}")
     print(f"wrote {out}/ ({', '.join(written)}) in {results['duration_s']:.0f} s")
+    if worker.failures:
+        raise MeasurementsFailed(
+            f"{len(worker.failures)} measurement(s) failed ({'; '.join(worker.failures)}); "
+            f"the rest is in {out}/results.md"
+        )
     return results
 
 
@@ -213,6 +222,7 @@ class _Worker:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.count = 0
+        self.failures: list[str] = []  # labels of measurements that did not complete
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(
@@ -242,6 +252,7 @@ class _Worker:
                 return result
             problem = result["error"]
         print(f"  FAILED {label}: {problem}")
+        self.failures.append(label)
         if notes is not None:
             notes.append(f"{label} failed: {problem}")
         return None

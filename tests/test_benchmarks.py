@@ -164,3 +164,41 @@ def test_cpu_info_reads_x86_and_raspberry_pi() -> None:
     name, simd = cpu_info(pi5)
     assert name == "Raspberry Pi 5 Model B Rev 1.0 (CPU part 0xd0b)"
     assert simd == ["asimd", "asimddp"]
+
+
+def test_broken_model_fails_loudly_and_keeps_the_rest(
+    exported_dir: Path, signs_data: Path, tmp_path: Path
+) -> None:
+    """A truncated file is reported (exit 1, one line naming it); the good rows are written."""
+    import shutil
+
+    models = tmp_path / "export"
+    models.mkdir()
+    manifest = json.loads((exported_dir / "manifest.json").read_text())
+    keep = [m for m in manifest["models"] if m["format"] in ("tflite-fp32", "tflite-fp16")]
+    for m in keep:
+        shutil.copy(exported_dir / m["path"], models / m["path"])
+    broken = models / next(m["path"] for m in keep if m["format"] == "tflite-fp16")
+    broken.write_bytes(broken.read_bytes()[:1000])
+    manifest["models"] = keep
+    manifest.pop("keras")  # no Keras baseline: keeps this test to a few seconds
+    (models / "manifest.json").write_text(json.dumps(manifest))
+
+    out = tmp_path / "results"
+    proc = run_module(
+        "benchmarks",
+        "--quick",
+        "--iterations",
+        "5",
+        "--models",
+        str(models),
+        "--data",
+        str(signs_data),
+        "--out",
+        str(out),
+    )
+    assert_user_error(proc, "tflite-fp16", "results.md", code=1)
+    results = json.loads((out / "results.json").read_text())
+    assert [r["format"] for r in results["rows"]] == ["tflite-fp32"]
+    assert any("tflite-fp16" in n and broken.name in n for n in results["notes"])
+    assert "tflite-fp16" in (out / "results.md").read_text()
