@@ -77,6 +77,7 @@ class RunSummary:
     stats: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> p50/p95/p99/mean
     log: str | None = None
     first_frame_s: float | None = None  # run() start to the first prediction
+    peak_rss_mb: float | None = None  # the process's peak resident memory, where the OS says
 
 
 class LatencyHistogram:
@@ -321,6 +322,7 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
         stats={s: h.summary() for s, h in hists.items() if h.n},
         log=str(log_path) if log_path else None,
         first_frame_s=first_frame_s,
+        peak_rss_mb=peak_rss_mb(),
     )
     print_summary(summary, headless=window is None)
     if failure is not None:
@@ -403,12 +405,24 @@ class _CsvLog:
         return False
 
 
+def peak_rss_mb() -> float | None:
+    """Peak resident set size of this process in MB (None where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
+
+
 def print_summary(s: RunSummary, *, headless: bool) -> None:
     """The latency table printed at exit."""
     fps = f"{s.fps:.1f}" if s.fps == s.fps else "n/a"
     print(f"\n{s.frames} frames in {s.seconds:.2f} s, mean {fps} FPS; ended: {s.ended}")
     if s.first_frame_s is not None:
         print(f"first prediction {s.first_frame_s:.3f} s after start (model load included)")
+    if s.peak_rss_mb is not None:
+        print(f"peak RSS {s.peak_rss_mb:.1f} MB")
     print(f"{'stage':<11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
     for stage in STAGES:
         if stage == "display" and headless:
@@ -432,9 +446,7 @@ class Window:
         import cv2
 
         if sys.platform.startswith("linux") and not (
-            os.environ.get("DISPLAY")
-            or os.environ.get("WAYLAND_DISPLAY")
-            or os.environ.get("QT_QPA_PLATFORM")
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
         ):
             # Qt would abort the process without a display; say so instead.
             raise SignsError("no display (DISPLAY is not set): use --headless")
@@ -451,7 +463,8 @@ class Window:
     def open(self, source) -> None:
         cv2 = self.cv2
         try:
-            cv2.namedWindow(self.TITLE, cv2.WINDOW_AUTOSIZE)
+            # GUI_NORMAL: no Qt toolbar or status bar, just the picture.
+            cv2.namedWindow(self.TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as exc:
             raise SignsError(
                 f"cannot open a window ({str(exc).strip().splitlines()[-1]}): use --headless "
@@ -479,31 +492,30 @@ class Window:
         if self.mirror:
             x = w - x - side
         known = res.label is not None
-        colour = (60, 200, 60) if known else (160, 160, 160)
+        colour = (60, 200, 60) if known else (170, 170, 170)  # BGR: green, or grey for no sign
+        font = cv2.FONT_HERSHEY_SIMPLEX
         cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), colour, 2)
-        text = f"{self.labels[res.label]}" if known else "no sign"
-        cv2.putText(view, text, (x + 8, y + 40), cv2.FONT_HERSHEY_SIMPLEX, 1.3, colour, 3)
-        bar_w = int(round(side * min(max(res.confidence, 0.0), 1.0)))
-        cv2.rectangle(view, (x, y + side + 6), (x + side - 1, y + side + 20), (80, 80, 80), 1)
-        cv2.rectangle(view, (x, y + side + 6), (x + bar_w - 1, y + side + 20), colour, -1)
-        cv2.putText(
-            view,
-            f"{res.confidence:.2f}",
-            (x + side + 6, min(y + side + 20, h - 4)),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
-            colour,
-            1,
-        )
+        # Label and confidence bar in a dark band under the ROI (over its bottom edge if the
+        # frame has no room), so the picture the model sees stays visible.
+        band = min(44, side // 3)
+        top = y + side + 2 if y + side + 2 + band <= h else y + side - band
+        cv2.rectangle(view, (x, top), (x + side - 1, top + band), (30, 30, 30), -1)
+        text = self.labels[res.label] if known else "no sign"
+        cv2.putText(view, text, (x + 8, top + band - 10), font, 1.0, colour, 2, cv2.LINE_AA)
+        bar_x0, bar_x1 = x + side // 3, x + side - 10
+        bar_y0, bar_y1 = top + band // 2 - 6, top + band // 2 + 6
+        fill = int(round((bar_x1 - bar_x0) * min(max(res.confidence, 0.0), 1.0)))
+        cv2.rectangle(view, (bar_x0, bar_y0), (bar_x1, bar_y1), (90, 90, 90), 1)
+        cv2.rectangle(view, (bar_x0, bar_y0), (bar_x0 + fill, bar_y1), colour, -1)
+        # FPS and per-stage latency in a band along the top of the frame.
         lines = [
-            f"{self._fps:5.1f} FPS  frame {index}",
-            "cap {capture:.2f}  pre {preprocess:.2f}  inf {inference:.2f}  "
-            "smooth {smoothing:.3f} ms".format(**self._stage_ms),
+            f"{self._fps:5.1f} FPS   frame {index}   confidence {res.confidence:.2f}",
+            "capture {capture:.2f}  preprocess {preprocess:.2f}  inference {inference:.2f}  "
+            "smoothing {smoothing:.3f} ms".format(**self._stage_ms),
         ]
+        cv2.rectangle(view, (0, 0), (w - 1, 46), (0, 0, 0), -1)
         for i, line in enumerate(lines):
-            org = (8, 20 + 20 * i)
-            cv2.putText(view, line, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3)
-            cv2.putText(view, line, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+            cv2.putText(view, line, (8, 18 + 20 * i), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         cv2.imshow(self.TITLE, view)
 
         delay = 1
