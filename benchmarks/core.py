@@ -276,6 +276,7 @@ def _row(path: Path, fmt: str, threads: int, res: dict, status: str) -> dict:
         "import_s": res["import_s"],
         "iterations": res["iterations"],
         "runtime": res["runtime"],
+        "tensorflow_loaded": res["tensorflow_loaded"],
         "status": status,
     }
 

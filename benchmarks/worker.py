@@ -115,6 +115,8 @@ def bench_backend(spec: dict) -> dict:
         "load_s": round(t2 - t1, 4),
         **_latency_row(us),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        # The device has no TensorFlow; if anything pulled it in, the RSS above would lie.
+        "tensorflow_loaded": "tensorflow" in sys.modules,
     }
 
 
@@ -153,7 +155,12 @@ def bench_keras(spec: dict) -> dict:
         "load_s": round(t2 - t1, 4),
     }
     rss = round(peak_rss_mb(), 1)  # one process served both rows
-    return {"rows": [{"backend": b, **common, **r, "peak_rss_mb": rss} for b, r in rows.items()]}
+    return {
+        "rows": [
+            {"backend": b, **common, **r, "peak_rss_mb": rss, "tensorflow_loaded": True}
+            for b, r in rows.items()
+        ]
+    }
 
 
 def bench_pipeline(spec: dict) -> dict:

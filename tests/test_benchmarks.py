@@ -81,6 +81,8 @@ def test_quick_run_writes_complete_json(quick_run, exported_dir: Path) -> None:
         assert r["fps"] == pytest.approx(1e6 / r["p50_us"], rel=0.01, abs=0.01)
         assert 0.0 <= r["accuracy"] <= 1.0
         assert r["peak_rss_mb"] > 10 and r["load_s"] >= 0
+        # Runtime rows come from processes without TensorFlow, as on the device.
+        assert r["tensorflow_loaded"] == (r["format"] == "keras"), r
 
     # Every exported file has a row, with its real size and an accuracy that agrees with the
     # export's own check of the same file (one test image of slack: single vs batched calls).
