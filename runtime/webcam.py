@@ -76,8 +76,8 @@ class RunSummary:
     ended: str  # why the loop stopped
     stats: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> p50/p95/p99/mean
     log: str | None = None
-    first_frame_s: float | None = None  # run() start to the first prediction
-    peak_rss_mb: float | None = None  # the process's peak resident memory, where the OS says
+    first_frame_s: float | None = None  # process start (else run() start) to first prediction
+    peak_rss_mb: float | None = None  # peak resident memory, MiB (None where the OS won't say)
 
 
 class LatencyHistogram:
@@ -283,7 +283,10 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
                 key = window.show(index, frame, res, capture) if window is not None else None
                 t3 = clock()
                 if t_first is None:
-                    t_first, first_frame_s = t0, time.perf_counter() - t_start
+                    t_first = t0
+                    first_frame_s = process_age_s()
+                    if first_frame_s is None:
+                        first_frame_s = time.perf_counter() - t_start
                 t_last = t3
                 display, total = (t3 - t2) / 1e6, (t3 - t0) / 1e6
                 times = res.times
@@ -405,8 +408,20 @@ class _CsvLog:
         return False
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc, 10 ms resolution), else None."""
+    try:
+        with open("/proc/self/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def peak_rss_mb() -> float | None:
-    """Peak resident set size of this process in MB (None where ``resource`` is missing)."""
+    """Peak resident set size of this process in MiB (None where ``resource`` is missing)."""
     try:
         import resource
     except ImportError:  # Windows
@@ -420,9 +435,10 @@ def print_summary(s: RunSummary, *, headless: bool) -> None:
     fps = f"{s.fps:.1f}" if s.fps == s.fps else "n/a"
     print(f"\n{s.frames} frames in {s.seconds:.2f} s, mean {fps} FPS; ended: {s.ended}")
     if s.first_frame_s is not None:
-        print(f"first prediction {s.first_frame_s:.3f} s after start (model load included)")
+        since = "process start" if process_age_s() is not None else "run() start"
+        print(f"first prediction {s.first_frame_s:.2f} s after {since}")
     if s.peak_rss_mb is not None:
-        print(f"peak RSS {s.peak_rss_mb:.1f} MB")
+        print(f"peak RSS {s.peak_rss_mb:.1f} MiB")
     print(f"{'stage':<11}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}")
     for stage in STAGES:
         if stage == "display" and headless:
