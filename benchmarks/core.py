@@ -381,56 +381,41 @@ def _training(
 ) -> list[dict]:
     """Seconds per epoch of the default recipe and of the notebook's batch-size-1 recipe.
 
-    Each recipe runs through ``train.run`` twice, for 1 and for N epochs, in fresh processes:
-    the first epoch (graph tracing included) is the 1-epoch fit time, a steady epoch is the
-    difference divided by N - 1.
+    Each recipe is one real ``train.run`` in a fresh process, timed per epoch: the first
+    epoch (graph tracing included) separately, then the median of the others.
     """
     from train.settings import TrainSettings  # a dataclass: no TensorFlow import here
 
     defaults = TrainSettings()
+    default_name = f"default (batch {defaults.batch_size}" + (
+        ", augmented)" if getattr(defaults, "augment", False) else ")"
+    )
     recipes = [
-        (f"default (batch {defaults.batch_size}, augmented)" if defaults.augment
-         else f"default (batch {defaults.batch_size})", {}, settings.train_epochs),
+        (default_name, {}, settings.train_epochs),
         ("notebook (batch 1, no augmentation)", {"batch_size": 1, "augment": False},
          settings.train_epochs_batch1),
     ]  # fmt: skip
     rows = []
     for name, overrides, epochs in recipes:
-        fits = []
-        for n in (1, max(2, epochs)):
-            res = worker.run(
-                {
-                    "mode": "train",
-                    "data": str(data_root),
-                    "overrides": {**overrides, "epochs": n},
-                },
-                f"training {name}, {n} epoch(s)",
-                notes,
-            )
-            if not res:
-                break
-            fits.append(res)
-        if len(fits) != 2:
+        res = worker.run(
+            {"mode": "train", "data": str(data_root), "overrides": {**overrides, "epochs": epochs}},
+            f"training {name}",
+            notes,
+        )
+        if not res:
             continue
-        one, many = fits
-        epoch_s = (many["fit_s"] - one["fit_s"]) / (many["epochs"] - 1)
-        full = one["fit_s"] + (defaults.epochs - 1) * epoch_s
+        full = res["first_epoch_s"] + (defaults.epochs - 1) * res["epoch_s"]
         rows.append(
             {
                 "name": name,
-                "batch_size": many["batch_size"],
-                "epochs": many["epochs"],
-                "train_images": many["train_images"],
-                "steps_per_epoch": -(-many["train_images"] // many["batch_size"]),
-                "first_epoch_s": round(one["fit_s"], 2),
-                "epoch_s": round(epoch_s, 2),
+                **res,
+                "steps_per_epoch": -(-res["train_images"] // res["batch_size"]),
                 "full_run_epochs": defaults.epochs,
                 "full_run_est_s": round(full, 1),
-                "peak_rss_mb": many["peak_rss_mb"],
             }
         )
         print(
-            f"  training {name:<36} {epoch_s:.2f} s/epoch (first {one['fit_s']:.2f} s), "
-            f"{defaults.epochs} epochs ~ {full / 60:.1f} min"
+            f"  training {name:<36} {res['epoch_s']:.2f} s/epoch (first "
+            f"{res['first_epoch_s']:.2f} s), {defaults.epochs} epochs ~ {full / 60:.1f} min"
         )
     return rows

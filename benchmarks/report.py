@@ -209,7 +209,7 @@ def training_table(training: list[dict]) -> list[str]:
         "steps/epoch",
         "s/epoch",
         "first epoch s",
-        "runs (epochs)",
+        "epochs timed",
         "full run (est.)",
     ]
     body = [
@@ -219,7 +219,7 @@ def training_table(training: list[dict]) -> list[str]:
             str(t["steps_per_epoch"]),
             f"{t['epoch_s']:.2f}",
             f"{t['first_epoch_s']:.2f}",
-            f"1 + {t['epochs']}",
+            str(t["epochs"]),
             f"{t['full_run_epochs']} epochs ≈ {t['full_run_est_s'] / 60:.1f} min",
         ]
         for t in training
@@ -275,10 +275,10 @@ def render_markdown(results: dict) -> str:
             "",
             *training_table(results["training"]),
             "",
-            "Each recipe runs `train.run` (the real `python -m train`, plots off) in fresh "
-            "processes for 1 epoch and for N epochs. First epoch: the 1-epoch fit time (includes "
-            "graph tracing); s/epoch: the difference / (N - 1), validation included. Full run: "
-            "first epoch + the remaining epochs at s/epoch.",
+            "Each recipe is one real `train.run` (what `python -m train` runs, plots off) in a "
+            "fresh process, timed per epoch with validation included: the first epoch (which "
+            "also traces the graph) apart, s/epoch the median of the others. Full run: first "
+            "epoch + the remaining epochs at s/epoch.",
             "",
         ]
     lines += ["## Targets", ""]
