@@ -379,15 +379,33 @@ def _place_labels(fig, ax, pts: list[dict], names: list[str]) -> None:
         groups.setdefault(root(i), []).append(i)
 
     line = {"arrowstyle": "-", "color": "0.35", "lw": 0.6}
-    for members in groups.values():
+    placed: list[tuple[float, float, float, float]] = []  # label boxes so far, in points
+
+    def free(box: tuple[float, float, float, float]) -> bool:
+        return not any(
+            box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed
+        )
+
+    for members in sorted(groups.values(), key=len, reverse=True):  # crowds first
         if len(members) == 1:
             (i,) = members
             r = pts[i]
+            text = f"{names[i]}\n{_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}"
+            w, h = 4.8 * max(len(t) for t in text.splitlines()), 22.0  # points, at 8 pt
+            x, y = xy[i][0] / px, xy[i][1] / px
+            # Above right, below right, above left, below left: the first that is free.
+            for dx, dy in ((12, 12), (12, -12 - h), (-12 - w, 12), (-12 - w, -12 - h)):
+                box = (x + dx, y + dy, x + dx + w, y + dy + h)
+                if free(box):
+                    break
+            placed.append(box)
             ax.annotate(
-                f"{names[i]}\n{_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}",
+                text,
                 (r["p50_us"], r["accuracy"] * 100),
-                xytext=(12, 12),
+                xytext=(dx, dy),
                 textcoords="offset points",
+                ha="left",
+                va="bottom",
                 fontsize=8,
                 arrowprops=line,
             )
@@ -397,8 +415,11 @@ def _place_labels(fig, ax, pts: list[dict], names: list[str]) -> None:
         low = min(xy[i][1] for i in members) / px
         for k, i in enumerate(members):
             r = pts[i]
+            text = f"{names[i]}: {_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}"
+            top = low - 26 - 13 * k
+            placed.append((left - 18, top - 11, left - 18 + 4.8 * len(text), top))
             ax.annotate(
-                f"{names[i]}: {_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}",
+                text,
                 (r["p50_us"], r["accuracy"] * 100),
                 xytext=(left - xy[i][0] / px - 18, low - xy[i][1] / px - 26 - 13 * k),
                 textcoords="offset points",
