@@ -52,21 +52,20 @@ def evaluate_targets(results: dict) -> list[dict]:
     edge = [r for r in rows if r["format"] != "keras" and r.get("speedup_vs_keras_predict")]
     name = f"best edge format >= {SPEEDUP_TARGET:.0f}x faster than Keras predict per image"
     if edge:
-        best = max(edge, key=lambda r: r["speedup_vs_keras_predict"])
-        base = next(
-            r for r in rows if r["backend"] == "keras-predict" and r["threads"] == best["threads"]
-        )
-        s = best["speedup_vs_keras_predict"]
-        out.append(
-            _target(
-                name,
-                s,
-                SPEEDUP_TARGET,
-                s >= SPEEDUP_TARGET,
-                f"{best['format']} ({best['backend']}, {best['threads']} thread(s)) "
-                f"p50 {best['p50_us']:.0f} us vs Keras predict {base['p50_us']:.0f} us = {s:.0f}x",
-            )
-        )
+        # The best format at each thread count; the target is judged on the least of them.
+        best: dict[int, dict] = {}
+        for r in edge:
+            t = r["threads"]
+            if t not in best or r["speedup_vs_keras_predict"] > best[t]["speedup_vs_keras_predict"]:
+                best[t] = r
+        base = {r["threads"]: r["p50_us"] for r in rows if r["backend"] == "keras-predict"}
+        parts = [
+            f"{t} thread(s): {r['format']} p50 {_us(r['p50_us'])} us vs Keras predict "
+            f"{_us(base[t])} us = {r['speedup_vs_keras_predict']:,.0f}x"
+            for t, r in sorted(best.items())
+        ]
+        s = min(r["speedup_vs_keras_predict"] for r in best.values())
+        out.append(_target(name, s, SPEEDUP_TARGET, s >= SPEEDUP_TARGET, "; ".join(parts)))
     else:
         out.append(_target(name, None, SPEEDUP_TARGET, None, "no Keras baseline in this run"))
 
@@ -99,7 +98,12 @@ def evaluate_targets(results: dict) -> list[dict]:
                     worst[key],
                     limit,
                     worst[key] <= limit,
-                    f"worst row {worst['format']} t={worst['threads']}: {worst[key]:g} {unit}",
+                    f"worst row {worst['format']} t={worst['threads']}: {worst[key]:g} {unit}"
+                    + (
+                        f"; importing the runtime library takes another {worst['import_s']:g} s"
+                        if key == "load_s" and "import_s" in worst
+                        else ""
+                    ),
                 )
             )
         else:
@@ -254,7 +258,8 @@ def render_markdown(results: dict) -> str:
         "`load_model`), imports excluded. Peak RSS: high-water mark of a fresh process that "
         "only loads and runs that model (Python + NumPy + OpenCV alone: "
         f"{results['idle_rss_mb']} MB). × Keras predict: Keras predict p50 / row p50 at the "
-        "same thread count, in this run.",
+        "same thread count, in this run. Threads: LiteRT `num_threads`, onnxruntime "
+        "`intra_op_num_threads`, TensorFlow intra-op threads.",
         "",
     ]
     if results["pipeline"]:
