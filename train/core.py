@@ -65,6 +65,7 @@ def run(settings: TrainSettings) -> dict:
         _training_data(train, settings),
         validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, 6)),
         epochs=settings.epochs,
+        shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         callbacks=[best],
         verbose=settings.verbose,
     )
