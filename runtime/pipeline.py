@@ -7,9 +7,10 @@ benchmark quotes is the latency of the loop the user runs. It knows nothing of m
 Region of interest. By default the centre square whose side is the largest multiple of 128 px
 that fits the frame: 384 px for 640x480, 640 for 1280x720, 1024 for 1920x1080. A side of
 64 * 2 * k lets :func:`runtime.preprocess.area_resize` start with an exact 2x reduction, OpenCV's
-SIMD INTER_AREA fast path, and leaves a small integer factor for the last step: the 640x480 ROI
-costs ~0.09 ms to reach 64x64, while the full 480 px centre square (7.5x, INTER_AREA's generic
-path) costs ~0.5-0.9 ms here. ``Roi(side=0)`` asks for that full centre square anyway.
+SIMD INTER_AREA fast path, and leaves a small integer factor for the last step: the 384 px ROI
+of a 640x480 frame takes ~0.1 ms to reach 64x64 here (2x, then 3x), a 256 px one ~0.09 ms,
+while the full 480 px centre square (7.5x, INTER_AREA's generic path) takes ~0.8 ms.
+``Roi(side=0)`` asks for that full centre square anyway.
 
 Smoothing. An exponential moving average of the probabilities per frame,
 ``p = smooth * p + (1 - smooth) * raw``, with ``smooth`` = :data:`DEFAULT_SMOOTH` = 0.6 (0 turns
@@ -150,9 +151,6 @@ class FramePipeline:
         self.mirror = mirror
         self._shape: tuple[int, int] | None = None
         self._box = (0, 0, 0)
-        # OpenCV's thread pool costs more than it saves on these small resizes (measured here:
-        # 0.17 ms with 2 threads vs 0.09 ms with 1 for the 384 px ROI); inference has its own.
-        cv2.setNumThreads(1)
 
     def box_for(self, frame: np.ndarray) -> tuple[int, int, int]:
         """The ROI (x, y, side) for a frame of this size."""
