@@ -1,0 +1,401 @@
+"""Run the runtime natively and in the emulated Raspberry Pi userland; compare every output.
+
+On each side (native, then each emulated CPU) these run, several at a time:
+
+1. ``probe.py`` (this package): the evaluation images and the video's frames as that side
+   decodes them, and every model's raw probabilities on the *native* inputs, per image and per
+   frame through :class:`runtime.pipeline.FramePipeline`;
+2. ``python -m runtime.evaluate --model M --data D --json`` for every model;
+3. ``python -m runtime.webcam --model M --source VIDEO --headless --log CSV`` for one model.
+
+Both sides run one snapshot of the project's ``runtime`` package, copied at the start, so an
+edit to the working tree during the run cannot make the two sides run different code.
+
+The video is lossless (FFV1): lossy codecs (MJPG, MPEG-4) decode to slightly different pixels
+with the x86 and aarch64 builds of OpenCV's FFmpeg (measured: every frame, up to 2 grey levels),
+which would test the codec, not the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.arm64 import compare
+from benchmarks.arm64.compare import INT8_STEPS, Check
+from benchmarks.arm64.rootfs import dir_size, ensure_userland
+from benchmarks.arm64.settings import CPUS, Arm64Settings
+from runtime.errors import ModelError, SignsError, SourceError, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROBE = Path(__file__).resolve().with_name("probe.py")
+FRAME_SIZE = (640, 480)  # px, width x height: a typical webcam frame
+FPS = 30.0  # frames per second written into the video header
+VIDEO_CODEC = "FFV1"  # lossless, so both sides decode identical pixels
+LOG_ROUNDING = 1e-4  # runtime.webcam --log prints confidences with 4 decimals
+TIMEOUT = 3600  # seconds for one emulated command; a hung emulator must not hang CI
+WEBCAM_MODEL = "tflite-int8.tflite"  # the deployment model the camera uses by default
+
+
+@dataclass
+class Job:
+    """One command of one side."""
+
+    key: str  # "probe tflite-int8.tflite", "evaluate onnx-fp32.onnx", "webcam", ...
+    argv: list[str]  # arguments after the Python interpreter
+
+
+@dataclass
+class Side:
+    """One side's outputs: native, or one emulated CPU."""
+
+    name: str  # "native" or the CPU name
+    out: Path
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per job, and "total"
+    stdout: dict[str, str] = field(default_factory=dict)  # per job
+
+    @property
+    def probe(self) -> Path:
+        return self.out / "probe"
+
+    @property
+    def log(self) -> Path:
+        return self.out / "webcam.csv"
+
+    def evaluate(self, model: str) -> dict:
+        try:
+            return compare.read_evaluate_json(self.stdout[f"evaluate {model}"])
+        except ValueError as exc:
+            raise ValidationError(
+                f"runtime.evaluate --model {model} ({self.name}): unreadable --json output ({exc})"
+            ) from None
+
+
+def find_models(models: Path) -> list[Path]:
+    """Every .tflite/.onnx file in ``models`` (or ``models`` itself if it is one)."""
+    if models.is_file():
+        files = [models] if models.suffix.lower() in (".tflite", ".onnx") else []
+    elif models.is_dir():
+        files = sorted(p for p in models.iterdir() if p.suffix.lower() in (".tflite", ".onnx"))
+    else:
+        raise ModelError(f"{models}: no such folder; run `python -m export --int8` first")
+    if not files:
+        raise ModelError(f"{models}: no .tflite or .onnx files; run `python -m export --int8`")
+    return [f.resolve() for f in files]
+
+
+def write_video(images: np.ndarray, frames: int, path: Path) -> None:
+    """A 640x480 FFV1 video of the evaluation images, mirrored on every other pass.
+
+    Each image is scaled to the camera pipeline's default 384 px region of interest and centred
+    on a grey gradient, so the camera loop sees a hand where it looks.
+    """
+    import cv2
+
+    width, height = FRAME_SIZE
+    side = (min(FRAME_SIZE) // 128) * 128  # runtime.pipeline's default ROI side
+    top, left = (height - side) // 2, (width - side) // 2
+    ramp = np.linspace(40, 200, width).astype(np.uint8)
+    background = np.repeat(np.repeat(ramp[None, :, None], height, axis=0), 3, axis=2)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODEC), FPS, FRAME_SIZE)
+    if not writer.isOpened():
+        raise SourceError(f"{path}: OpenCV cannot write {VIDEO_CODEC} video on this machine")
+    try:
+        for k in range(frames):
+            rgb = images[k % len(images)]
+            if (k // len(images)) % 2:
+                rgb = rgb[:, ::-1]
+            frame = background.copy()
+            big = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_LINEAR)
+            frame[top : top + side, left : left + side] = big[:, :, ::-1]
+            writer.write(frame)
+    finally:
+        writer.release()
+
+
+def snapshot_runtime(dest: Path) -> Path:
+    """Copy the ``runtime`` package and the probe into ``dest``; both sides import from it."""
+    shutil.copytree(
+        PROJECT_ROOT / "runtime", dest / "runtime", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy2(PROBE, dest / "probe.py")
+    return dest
+
+
+def _jobs(
+    side: Side,
+    models: list[Path],
+    webcam_model: Path,
+    data: Path,
+    video: Path,
+    src: Path,
+    reference: Path | None,
+) -> list[Job]:
+    """The commands of one side, longest first. ``reference`` None: this is the native side."""
+    probe = [str(src / "probe.py"), "--out", str(side.probe)]
+    decode = ["--decode", "--data", str(data), "--video", str(video)]
+    jobs = []
+    if reference is None:
+        # Natively everything is fast: one process decodes, then runs every model on that.
+        jobs.append(Job("probe", [*probe, *decode, "--models", *map(str, models)]))
+    else:
+        # Emulated, inference dominates: one process per model spreads it over the cores.
+        for m in models:
+            jobs.append(
+                Job(f"probe {m.name}", [*probe, "--models", str(m), "--reference", str(reference)])
+            )
+    jobs.append(
+        Job(
+            "webcam",
+            ["-m", "runtime.webcam", "--model", str(webcam_model), "--source", str(video)]
+            + ["--headless", "--log", str(side.log)],
+        )
+    )
+    for m in models:
+        jobs.append(
+            Job(
+                f"evaluate {m.name}",
+                ["-m", "runtime.evaluate", "--model", str(m), "--data", str(data), "--json"],
+            )
+        )
+    if reference is not None:
+        jobs.append(Job("decode", [*probe, *decode]))
+    return jobs
+
+
+def _call(argv: list[str], what: str, env: dict, cwd: Path, emulated: bool) -> str:
+    """Run one command; a failure is a user error natively, a device difference emulated."""
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise ValidationError(f"{what} did not finish within {TIMEOUT} s") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()] or ["no output"]
+        errors = [ln for ln in lines if ln.startswith("error:")]
+        reason = (errors or lines)[-1]
+        where = "under emulation" if emulated else "natively"
+        cls = ValidationError if emulated else SignsError
+        raise cls(f"{what} failed {where} (exit {proc.returncode}): {reason}")
+    return proc.stdout
+
+
+def _run_side(
+    side: Side, python: list[str], env: dict, jobs: list[Job], workers: int, emulated: bool
+) -> None:
+    """Run ``jobs`` with ``python``, ``workers`` at a time; stdout and timings go to ``side``."""
+    side.out.mkdir(parents=True)
+
+    def one(job: Job) -> None:
+        t0 = time.perf_counter()
+        what = f"{job.key} ({side.name})"
+        # cwd: whatever a command writes by default lands in the work folder, not the project.
+        side.stdout[job.key] = _call([*python, *job.argv], what, env, side.out, emulated)
+        side.seconds[job.key] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        for future in [pool.submit(one, job) for job in jobs]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    side.seconds["total"] = time.perf_counter() - t0
+
+
+def _tolerance(info: dict, settings: Arm64Settings) -> tuple[float, float]:
+    """(tolerance, quantization step; 0 for float outputs) from a model's probe record."""
+    out = info["output"]
+    if out["dtype"] in ("int8", "uint8") and out["scale"]:
+        step = float(out["scale"])
+        return INT8_STEPS * step * (1 + 1e-6), step  # 1e-6: float32 rounding of (q - zp) * s
+    return settings.float_atol, 0.0
+
+
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _compare(
+    native: Side,
+    emulated: Side,
+    models: list[Path],
+    webcam_model: Path,
+    src: Path,
+    settings: Arm64Settings,
+) -> tuple[list[str], list[Check]]:
+    """Lines describing every comparison, and every check made."""
+    n_dir, e_dir = native.probe, emulated.probe
+    n_inputs, e_inputs = _load_json(n_dir / "inputs.json"), _load_json(e_dir / "inputs.json")
+    for info in (n_inputs, e_inputs):
+        # The editable install must not shadow the snapshot (see snapshot_runtime).
+        if Path(info["runtime_package"]) != src / "runtime":
+            raise SignsError(f"the probe imported runtime from {info['runtime_package']}")
+    if e_inputs["machine"] != "aarch64":
+        raise ValidationError(f"the emulated run reports machine {e_inputs['machine']!r}")
+    names = n_inputs["names"]
+    frame_names = [f"frame {i}" for i in range(len(n_inputs["frame_sha256"]))]
+
+    images = compare.compare_inputs(
+        "images", np.load(n_dir / "images.npy"), np.load(e_dir / "images.npy"), names
+    )
+    digests = compare.compare_digests("frames", n_inputs["frame_sha256"], e_inputs["frame_sha256"])
+    crops = compare.compare_inputs(
+        "frame crops", np.load(n_dir / "frames.npy"), np.load(e_dir / "frames.npy"), frame_names
+    )
+    checks = [images, digests, crops]
+    lines = [
+        f"  inputs: {images.describe()} (JPEG decode + preprocess), {digests.describe()} "
+        f"({VIDEO_CODEC} decode), {crops.describe()} (camera ROI + preprocess)"
+    ]
+    for model in models:
+        name = model.name
+        n_info, e_info = _load_json(n_dir / f"{name}.json"), _load_json(e_dir / f"{name}.json")
+        tol, step = _tolerance(n_info, settings)
+
+        def probs(suffix: str, name: str = name) -> tuple[np.ndarray, np.ndarray]:
+            return np.load(n_dir / f"{name}.{suffix}.npy"), np.load(e_dir / f"{name}.{suffix}.npy")
+
+        model_checks = [
+            compare.compare_probs("images", *probs("images"), names, tol),
+            compare.compare_probs("frames", *probs("raw"), frame_names, tol),
+            compare.compare_probs(
+                "smoothed frames",
+                *probs("smoothed"),
+                frame_names,
+                tol,
+                n_info["frame_labels"],
+                e_info["frame_labels"],
+            ),
+            compare.compare_evaluate(
+                "runtime.evaluate", native.evaluate(name), emulated.evaluate(name)
+            ),
+        ]
+        kind = "int8" if step else "float"
+        lines.append(
+            f"  {name} ({kind}, {e_info['runtime']}): "
+            + ", ".join(c.describe(step) for c in model_checks)
+        )
+        for c in model_checks:
+            c.what = f"{name} {c.what}"
+        checks += model_checks
+
+    tol, step = _tolerance(_load_json(n_dir / f"{webcam_model.name}.json"), settings)
+    webcam = compare.compare_logs(
+        f"runtime.webcam --log ({webcam_model.name}, {len(frame_names)} frames)",
+        native.log,
+        emulated.log,
+        tol + LOG_ROUNDING,
+    )
+    webcam.same_word = "labels and confidences identical"
+    checks.append(webcam)
+    lines.append(f"  {webcam.describe(step)}")
+    return lines, checks
+
+
+def _webcam_model(models: list[Path]) -> Path:
+    """The camera's default model if it was exported, else the first int8 TFLite, else any."""
+    by_name = {m.name: m for m in models}
+    if WEBCAM_MODEL in by_name:
+        return by_name[WEBCAM_MODEL]
+    int8 = [m for m in models if m.suffix == ".tflite" and "int8" in m.stem]
+    return (int8 or models)[0]
+
+
+def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
+    """Build or reuse the arm64 userland, run both sides, compare, print one summary per CPU.
+
+    Returns:
+        {cpu: {"bit_identical": bool, "lines": [...], "seconds": {...}}} when every CPU matched.
+
+    Raises:
+        ValidationError: a label differs, or an output differs beyond its tolerance, or a
+            command fails under emulation.
+        SignsError: qemu or apt missing, registries unreachable, no models, no data.
+    """
+    from runtime.dataset import load_dataset, resolve_data_path
+
+    if settings.frames < 1:
+        raise SignsError(f"--frames {settings.frames}: must be at least 1")
+    models = find_models(Path(settings.models))
+    data = resolve_data_path(settings.data).resolve()
+    split = load_dataset(data).evaluation_split()  # fails fast, with the dataset's own message
+    cpus = settings.cpus()
+
+    t0 = time.perf_counter()
+    userland = ensure_userland(settings.cache_dir(), PROJECT_ROOT, log)
+    manifest = userland.manifest()
+    log(
+        f"arm64: userland ready in {time.perf_counter() - t0:.1f} s: Debian "
+        f"{manifest['suite']} arm64, Python {manifest['versions']['python']}, "
+        f"{' '.join(manifest['wheels'])} ({dir_size(userland.root) / 1e6:.0f} MB in "
+        f"{userland.root})"
+    )
+
+    work = Path(tempfile.mkdtemp(prefix="signs-arm64-"))
+    keep = settings.keep
+    try:
+        src = snapshot_runtime(work / "src")
+        video = work / "signs.avi"
+        write_video(split.x, settings.frames, video)
+        webcam_model = _webcam_model(models)
+        workers = max(1, os.cpu_count() or 1)
+        head = f"{len(models)} models, {len(split)} images, {settings.frames} frames"
+
+        native = Side("native", work / "native")
+        native_env = {**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
+        jobs = _jobs(native, models, webcam_model, data, video, src, None)
+        _run_side(native, [sys.executable], native_env, jobs, workers, emulated=False)
+        log(f"native: {head} in {native.seconds['total']:.1f} s")
+
+        results, failures = {}, []
+        for cpu_name in cpus:
+            cpu = CPUS[cpu_name]
+            side = Side(cpu_name, work / cpu_name)
+            jobs = _jobs(side, models, webcam_model, data, video, src, native.probe)
+            _run_side(side, userland.python(cpu), userland.env(src), jobs, workers, emulated=True)
+            lines, checks = _compare(native, side, models, webcam_model, src, settings)
+            lines.append(
+                f"  emulated: {len(jobs)} commands in {side.seconds['total']:.0f} s on "
+                f"{workers} cores (qemu timing, says nothing about a Raspberry Pi's speed)"
+            )
+            for line in lines:
+                log(line)
+            failed = [c for c in checks if not c.ok]
+            exact = all(c.identical for c in checks)
+            if failed:
+                log(f"arm64 {cpu_name}: {head}: DIFFERENT ({failed[0].describe()})")
+                failures.append((cpu_name, failed))
+            elif exact:
+                log(f"arm64 {cpu_name}: {head}: identical")
+            else:
+                log(
+                    f"arm64 {cpu_name}: {head}: identical labels, outputs within tolerance "
+                    f"(int8 {INT8_STEPS} step, float {settings.float_atol:g})"
+                )
+            results[cpu_name] = {"bit_identical": exact, "lines": lines, "seconds": side.seconds}
+        if failures:
+            keep = True
+            cpu_name, failed = failures[0]
+            raise ValidationError(
+                f"arm64 {cpu_name}: {len(failed)} comparison(s) differ from native, first: "
+                f"{failed[0].describe()} (both runs kept in {work})"
+            )
+        return results
+    finally:
+        if keep:
+            log(f"arm64: outputs of both runs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""Settings for ``python -m benchmarks.arm64``: one dataclass, plus the emulated CPUs as data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ENV = "SIGNS_ARM64_CACHE"  # overrides the default cache folder, like --cache
+
+
+def default_cache() -> str:
+    """$SIGNS_ARM64_CACHE, else $XDG_CACHE_HOME/signs-edge/arm64, else ~/.cache/signs-edge/arm64."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return env
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "signs-edge" / "arm64")
+
+
+@dataclass(frozen=True)
+class CpuModel:
+    """One Raspberry Pi CPU: the qemu ``-cpu`` model and the ``/proc/cpuinfo`` the board shows.
+
+    LiteRT's XNNPACK picks its kernels from ``/proc/cpuinfo`` (the MIDR fields) and the ELF
+    hardware capabilities (which qemu derives from ``-cpu``); the two must describe the same core.
+    """
+
+    qemu: str  # qemu-aarch64 -cpu name
+    board: str  # the Model: line of the board's /proc/cpuinfo
+    part: int  # MIDR part number (ARM: 0xd08 Cortex-A72, 0xd0b Cortex-A76)
+    variant: int  # MIDR variant (rNpM: N)
+    revision: int  # MIDR revision (rNpM: M)
+    features: str  # the Features: line a real board prints
+    board_revision: str  # Raspberry Pi board revision code
+    cores: int = 4  # both boards have four cores
+
+    def cpuinfo(self) -> str:
+        """A ``/proc/cpuinfo`` in the format the Raspberry Pi OS kernel prints."""
+        blocks = [
+            f"processor\t: {i}\n"
+            "BogoMIPS\t: 108.00\n"
+            f"Features\t: {self.features}\n"
+            "CPU implementer\t: 0x41\n"
+            "CPU architecture: 8\n"
+            f"CPU variant\t: {self.variant:#x}\n"
+            f"CPU part\t: {self.part:#05x}\n"
+            f"CPU revision\t: {self.revision}\n"
+            for i in range(self.cores)
+        ]
+        tail = f"Revision\t: {self.board_revision}\nModel\t\t: {self.board}\n"
+        return "\n".join(blocks) + "\n" + tail
+
+
+CPUS: dict[str, CpuModel] = {
+    "cortex-a72": CpuModel(
+        qemu="cortex-a72",
+        board="Raspberry Pi 4 Model B Rev 1.4",
+        part=0xD08,
+        variant=0x0,
+        revision=3,
+        features="fp asimd evtstrm crc32 cpuid",
+        board_revision="d03114",
+    ),
+    "cortex-a76": CpuModel(
+        qemu="cortex-a76",
+        board="Raspberry Pi 5 Model B Rev 1.0",
+        part=0xD0B,
+        variant=0x4,
+        revision=1,
+        features=(
+            "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm "
+            "lrcpc dcpop asimddp"
+        ),
+        board_revision="d04170",
+    ),
+}
+CPU_CHOICES = [*CPUS, "both"]
+
+
+@dataclass
+class Arm64Settings:
+    models: str = "artifacts/export"  # folder of exported .tflite/.onnx files (python -m export)
+    data: str | None = None  # dataset path; None: $SIGNS_DATA, else ./data
+    cpu: str = "cortex-a72"  # cortex-a72 (Pi 4), cortex-a76 (Pi 5) or both
+    cache: str | None = None  # rootfs cache folder; None: default_cache()
+    frames: int = 300  # frames in the generated 640x480 test video
+    float_atol: float = 1e-5  # probabilities: max |native - emulated| for float models
+    keep: bool = False  # keep the work folder (outputs of both runs) even when all is identical
+
+    def cpus(self) -> list[str]:
+        return list(CPUS) if self.cpu == "both" else [self.cpu]
+
+    def cache_dir(self) -> Path:
+        return Path(self.cache or default_cache()).expanduser()
