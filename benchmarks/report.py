@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 FORMAT_ORDER = (
@@ -342,7 +343,7 @@ def render_png(results: dict, path: Path) -> None:
             ax.scatter(
                 r["p50_us"],
                 r["accuracy"] * 100,
-                s=40 + 900 * r["size_bytes"] / biggest,
+                s=_marker_area(r["size_bytes"], biggest),
                 color=_COLORS.get(r["format"].split("-")[0], "#2ca02c"),
                 alpha=0.6,
                 edgecolors="black",
@@ -350,7 +351,7 @@ def render_png(results: dict, path: Path) -> None:
                 zorder=3,
             )
         names = [r["backend"] if r["format"] == "keras" else r["format"] for r in pts]
-        _place_labels(fig, ax, pts, names)
+        _place_labels(fig, ax, pts, names, [_marker_area(r["size_bytes"], biggest) for r in pts])
     else:
         fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -358,16 +359,48 @@ def render_png(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _place_labels(fig, ax, pts: list[dict], names: list[str]) -> None:
-    """Label every point; points that crowd each other get a column of labels below them.
+def _marker_area(size_bytes: int, biggest: int) -> float:
+    """Scatter marker area in pt^2: proportional to file size, with a visible minimum."""
+    return 40 + 900 * size_bytes / biggest
+
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in points
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place_labels(fig, ax, pts: list[dict], names: list[str], areas: list[float]) -> None:
+    """Label every point without covering another label or marker.
 
     Formats often share an accuracy and differ by a few microseconds, so their markers
-    overlap. A crowd's labels are stacked under it, leftmost point first, each with a leader
-    line from its top-left corner: in that order the leaders cannot cross.
+    overlap. Such a crowd gets a column of one-line labels beside it (right or left, above or
+    below, the first spot that is free), ordered so that no two leader lines cross: the label
+    farthest from the crowd goes to the point farthest from the column. A lone point gets a
+    two-line label at the first free corner.
     """
     fig.tight_layout()  # fix the axes geometry before measuring distances on it
     px = fig.dpi / 72.0  # display pixels per point
-    xy = [ax.transData.transform((r["p50_us"], r["accuracy"] * 100)) for r in pts]
+    xy = [ax.transData.transform((r["p50_us"], r["accuracy"] * 100)) / px for r in pts]
+    rad = [math.sqrt(a) / 2 for a in areas]  # marker radius, points
+    frame = ax.get_window_extent()
+    inside = (frame.x0 / px, frame.y0 / px, frame.x1 / px, frame.y1 / px)
+    markers = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(xy, rad, strict=True)]
+    placed: list[Box] = []
+
+    def free(box: Box, own: set[int]) -> bool:
+        within = (
+            box[0] >= inside[0] and box[2] <= inside[2] and box[1] >= inside[1]
+            and box[3] <= inside[3]
+        )  # fmt: skip
+        return (
+            within
+            and not any(_overlaps(box, b) for b in placed)
+            and not any(_overlaps(box, m) for j, m in enumerate(markers) if j not in own)
+        )
+
+    # Crowds: points whose markers (nearly) touch, joined transitively.
     parent = list(range(len(pts)))
 
     def root(i: int) -> int:
@@ -377,37 +410,31 @@ def _place_labels(fig, ax, pts: list[dict], names: list[str]) -> None:
 
     for i in range(len(pts)):
         for j in range(i + 1, len(pts)):
-            if abs(xy[i][0] - xy[j][0]) < 60 * px and abs(xy[i][1] - xy[j][1]) < 24 * px:
+            dx, dy = abs(xy[i][0] - xy[j][0]), abs(xy[i][1] - xy[j][1])
+            if dx < rad[i] + rad[j] + 40 and dy < rad[i] + rad[j] + 6:
                 parent[root(j)] = root(i)
     groups: dict[int, list[int]] = {}
     for i in range(len(pts)):
         groups.setdefault(root(i), []).append(i)
 
     line = {"arrowstyle": "-", "color": "0.35", "lw": 0.6}
-    placed: list[tuple[float, float, float, float]] = []  # label boxes so far, in points
-
-    def free(box: tuple[float, float, float, float]) -> bool:
-        return not any(
-            box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed
-        )
-
+    char_w, line_h = 4.8, 13.0  # points per character and per line at 8 pt
     for members in sorted(groups.values(), key=len, reverse=True):  # crowds first
+        own = set(members)
         if len(members) == 1:
             (i,) = members
             r = pts[i]
             text = f"{names[i]}\n{_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}"
-            w, h = 4.8 * max(len(t) for t in text.splitlines()), 22.0  # points, at 8 pt
-            x, y = xy[i][0] / px, xy[i][1] / px
-            # Above right, below right, above left, below left: the first that is free.
-            for dx, dy in ((12, 12), (12, -12 - h), (-12 - w, 12), (-12 - w, -12 - h)):
-                box = (x + dx, y + dy, x + dx + w, y + dy + h)
-                if free(box):
-                    break
-            placed.append(box)
+            w, h = char_w * max(len(t) for t in text.splitlines()), 2 * line_h
+            x, y, g = xy[i][0], xy[i][1], rad[i] * 0.7 + 4
+            corners = ((g, g), (g, -g - h), (-g - w, g), (-g - w, -g - h))
+            boxes = [(x + dx, y + dy, x + dx + w, y + dy + h) for dx, dy in corners]
+            k = next((k for k, b in enumerate(boxes) if free(b, own)), 0)
+            placed.append(boxes[k])
             ax.annotate(
                 text,
                 (r["p50_us"], r["accuracy"] * 100),
-                xytext=(dx, dy),
+                xytext=corners[k],
                 textcoords="offset points",
                 ha="left",
                 va="bottom",
@@ -415,21 +442,38 @@ def _place_labels(fig, ax, pts: list[dict], names: list[str]) -> None:
                 arrowprops=line,
             )
             continue
-        members.sort(key=lambda i: xy[i][0])
-        left = min(xy[i][0] for i in members) / px
-        low = min(xy[i][1] for i in members) / px
-        for k, i in enumerate(members):
-            r = pts[i]
-            text = f"{names[i]}: {_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}"
-            top = low - 26 - 13 * k
-            placed.append((left - 18, top - 11, left - 18 + 4.8 * len(text), top))
+
+        texts = {
+            i: f"{names[i]}: {_us(pts[i]['p50_us'])} µs, {_kib(pts[i]['size_bytes'])}"
+            for i in members
+        }
+        width = char_w * max(len(t) for t in texts.values())
+        height = line_h * len(members)
+        right = max(xy[i][0] + rad[i] for i in members) + 12
+        left = min(xy[i][0] - rad[i] for i in members) - 12
+        top = max(xy[i][1] + rad[i] for i in members) + 6
+        bottom = min(xy[i][1] - rad[i] for i in members) - 6
+        options = []
+        for side in ("right", "left"):
+            x0 = right if side == "right" else left - width
+            for vert in ("above", "below"):
+                y0 = top if vert == "above" else bottom - height
+                options.append((side, vert, (x0, y0, x0 + width, y0 + height)))
+        side, vert, box = next((o for o in options if free(o[2], own)), options[0])
+        placed.append(box)
+        column_x = box[0] if side == "right" else box[2]
+        # Farthest-from-the-column point gets the label farthest from the crowd.
+        by_reach = sorted(members, key=lambda i: -abs(column_x - xy[i][0]))
+        for k, i in enumerate(by_reach):
+            row = k if vert == "above" else len(members) - 1 - k  # row 0 at the column's top
+            y_mid = box[3] - line_h * (row + 0.5)
             ax.annotate(
-                text,
-                (r["p50_us"], r["accuracy"] * 100),
-                xytext=(left - xy[i][0] / px - 18, low - xy[i][1] / px - 26 - 13 * k),
+                texts[i],
+                (pts[i]["p50_us"], pts[i]["accuracy"] * 100),
+                xytext=(column_x - xy[i][0], y_mid - xy[i][1]),
                 textcoords="offset points",
-                ha="left",
-                va="top",
+                ha="left" if side == "right" else "right",
+                va="center",
                 fontsize=8,
-                arrowprops={**line, "relpos": (0.0, 1.0)},
+                arrowprops={**line, "relpos": (0.0 if side == "right" else 1.0, 0.5)},
             )
