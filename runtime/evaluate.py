@@ -61,11 +61,13 @@ def main(argv: list[str] | None = None) -> None:
         "--data",
         type=str,
         default=None,
-        help="dataset: HDF5 file(s), CS230 folders or class subfolders (default: $SIGNS_DATA, "
-        "else ./data)",
+        help="dataset: HDF5 file(s), CS230 folders or class subfolders; when omitted, "
+        "$SIGNS_DATA, else ./data",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON line last")
-    parser.add_argument("--threads", type=int, default=None, help="inference threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="inference threads (None: the library decides)"
+    )
     args = parser.parse_args(argv)
     settings = EvaluateSettings(
         model=args.model, data=args.data, json=args.json, threads=args.threads

@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         "--model",
         type=str,
         default=d.model,
-        help="exported .tflite or .onnx file (default: artifacts/export/tflite-int8.tflite if it "
-        "passed export, else the most accurate passing model in artifacts/export/manifest.json)",
+        help="exported .tflite or .onnx file; when omitted, artifacts/export/tflite-int8.tflite "
+        "if it passed export, else the most accurate passing model in its manifest.json",
     )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--camera", type=int, default=d.camera, help="camera index (cv2.VideoCapture)")
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         "--roi",
         type=int,
         default=d.roi,
-        help="side of the centred square the model sees, px; 0 = the largest centred square "
-        "(default: the largest multiple of 128 px that fits, the fast path)",
+        help="side of the centred square the model sees, px; 0 = the largest centred square; "
+        "when omitted, the largest multiple of 128 px that fits (the fast path)",
     )
     parser.add_argument(
         "--max-frames", type=int, default=d.max_frames, help="stop after N frames (0 = no limit)"
