@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> None:
         help="largest |native - emulated| difference of a float model's probabilities",
     )
     p.add_argument(
+        *flag("int8-steps"),
+        type=int,
+        default=d.int8_steps,
+        help="quantization steps an int8 model's output may move (labels must still match)",
+    )
+    p.add_argument(
         "--keep", action="store_true", help="keep both runs' outputs (kept anyway on a mismatch)"
     )
     a = p.parse_args(argv)
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         cache=a.cache,
         frames=a.frames,
         float_atol=a.float_atol,
+        int8_steps=a.int8_steps,
         keep=a.keep,
     )
     run_cli(lambda: run(settings))

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.arm64 import compare
-from benchmarks.arm64.compare import INT8_STEPS, Check
+from benchmarks.arm64.compare import Check
 from benchmarks.arm64.rootfs import dir_size, ensure_userland
 from benchmarks.arm64.settings import CPUS, Arm64Settings
 from runtime.errors import ModelError, SignsError, SourceError, ValidationError
@@ -220,7 +220,8 @@ def _tolerance(info: dict, settings: Arm64Settings) -> tuple[float, float]:
     out = info["output"]
     if out["dtype"] in ("int8", "uint8") and out["scale"]:
         step = float(out["scale"])
-        return INT8_STEPS * step * (1 + 1e-6), step  # 1e-6: float32 rounding of (q - zp) * s
+        # 1e-6: float32 rounding of the dequantized (q - zero_point) * scale
+        return settings.int8_steps * step * (1 + 1e-6), step
     return settings.float_atol, 0.0
 
 
@@ -284,9 +285,12 @@ def _compare(
             ),
         ]
         kind = "int8" if step else "float"
+        for c in model_checks[:3]:
+            c.kind, c.step = kind, step
+        model_checks[2].kind = f"{kind} smoothed"  # follows the raw frames; not counted twice
         lines.append(
             f"  {name} ({kind}, {e_info['runtime']}): "
-            + ", ".join(c.describe(step) for c in model_checks)
+            + ", ".join(c.describe() for c in model_checks)
         )
         for c in model_checks:
             c.what = f"{name} {c.what}"
@@ -300,8 +304,9 @@ def _compare(
         tol + LOG_ROUNDING,
     )
     webcam.same_word = "labels and confidences identical"
+    webcam.step = step
     checks.append(webcam)
-    lines.append(f"  {webcam.describe(step)}")
+    lines.append(f"  {webcam.describe()}")
     return lines, checks
 
 
@@ -318,7 +323,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
     """Build or reuse the arm64 userland, run both sides, compare, print one summary per CPU.
 
     Returns:
-        {cpu: {"bit_identical": bool, "lines": [...], "seconds": {...}}} when every CPU matched.
+        {cpu: {"ok": True, "lines": [...], "seconds": {...}}} when every CPU matched.
 
     Raises:
         ValidationError: a label differs, or an output differs beyond its tolerance, or a
@@ -329,6 +334,8 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
 
     if settings.frames < 1:
         raise SignsError(f"--frames {settings.frames}: must be at least 1")
+    if settings.float_atol < 0 or settings.int8_steps < 0:
+        raise SignsError("--float-atol and --int8-steps must not be negative")
     models = find_models(Path(settings.models))
     data = resolve_data_path(settings.data).resolve()
     split = load_dataset(data).evaluation_split()  # fails fast, with the dataset's own message
@@ -374,18 +381,12 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
             for line in lines:
                 log(line)
             failed = [c for c in checks if not c.ok]
-            exact = all(c.identical for c in checks)
             if failed:
                 log(f"arm64 {cpu_name}: {head}: DIFFERENT ({failed[0].describe()})")
                 failures.append((cpu_name, failed))
-            elif exact:
-                log(f"arm64 {cpu_name}: {head}: identical")
             else:
-                log(
-                    f"arm64 {cpu_name}: {head}: identical labels, outputs within tolerance "
-                    f"(int8 {INT8_STEPS} step, float {settings.float_atol:g})"
-                )
-            results[cpu_name] = {"bit_identical": exact, "lines": lines, "seconds": side.seconds}
+                log(f"arm64 {cpu_name}: {head}: {compare.verdict(checks, settings.float_atol)}")
+            results[cpu_name] = {"ok": not failed, "lines": lines, "seconds": side.seconds}
         if failures:
             keep = True
             cpu_name, failed = failures[0]

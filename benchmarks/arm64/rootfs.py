@@ -61,6 +61,7 @@ TARGET_MARKERS = {  # PEP 508 environment of Python 3.11 on Linux aarch64
     "platform_python_implementation": "CPython",
 }
 BUILD_FORMAT = 1  # bump when the layout below changes, so older cache entries are not reused
+STALE_BUILD = 6 * 3600  # seconds after which a leftover temporary build folder is deleted
 QEMU_NAMES = ("qemu-aarch64-static", "qemu-aarch64")
 INSTALL_QEMU = "sudo apt-get update && sudo apt-get install -y qemu-user-static"
 
@@ -259,6 +260,8 @@ def _apt_options(apt: Path) -> list[str]:
     """apt-get options for a private arm64 package database under ``apt``."""
     for sub in ("lists/partial", "cache/archives/partial", "state", "sources.list.d", "prefs"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
+    status = apt / "state" / "status"
+    status.touch()
     archive, security = debian_mirrors()
     opts = f"[arch=arm64 signed-by={DEBIAN_KEYRING}]"
     (apt / "sources.list").write_text(
@@ -271,7 +274,9 @@ def _apt_options(apt: Path) -> list[str]:
         "APT::Architectures": "arm64",
         "Dir::State": apt / "state",
         "Dir::State::Lists": apt / "lists",
-        "Dir::State::status": "/dev/null",  # nothing is installed: resolve every dependency
+        # An empty dpkg status: nothing is installed, so apt resolves every dependency. A
+        # private file, not /dev/null: apt locks the status file's folder, and /dev is root's.
+        "Dir::State::status": status,
         "Dir::Cache": apt / "cache",
         "Dir::Etc::SourceList": apt / "sources.list",
         "Dir::Etc::SourceParts": apt / "sources.list.d",
@@ -289,7 +294,16 @@ def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith(("E:", "ERROR:", "error:"))]
-        reason = (errors or lines or [f"exit code {proc.returncode}"])[-1]
+        # apt's first E: line names the URL that failed (its last one is a generic summary);
+        # pip's last ERROR: line is the one that matters.
+        apt_errors = [ln for ln in errors if ln.startswith("E:")]
+        reason = (
+            apt_errors[0] if apt_errors else (errors or lines or [f"exit {proc.returncode}"])[-1]
+        )
+        # pip retries an unreachable index with warnings, then says "no matching distribution".
+        broken = re.search(r"connection broken by '(\w+)\('([^']*)'", proc.stderr)
+        if broken:
+            reason = f"index unreachable ({broken[1]}: {broken[2]}); {reason}"
         raise SignsError(f"{what}: {reason}")
     return proc
 
@@ -436,6 +450,16 @@ def _build(tmp: Path, requirements: list[str], qemu: str, project_root: Path, lo
     }
 
 
+def _remove_stale_builds(cache: Path) -> None:
+    """Delete temporary build folders left by killed runs (a live build is minutes old)."""
+    for stale in cache.glob(".build-*"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_BUILD:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def ensure_userland(
     cache: Path, project_root: Path, log: Callable[[str], None] = print
 ) -> Userland:
@@ -452,6 +476,7 @@ def ensure_userland(
     if (entry / "manifest.json").is_file():
         return Userland(entry, qemu)
     _check_host_tools()
+    _remove_stale_builds(cache)
     try:
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=cache))
