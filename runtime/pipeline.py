@@ -4,13 +4,12 @@
 benchmark quotes is the latency of the loop the user runs. It knows nothing of model formats
 (that is :mod:`runtime.backends`) or of cameras and windows (that is :mod:`runtime.webcam`).
 
-Region of interest. By default the centre square whose side is the largest multiple of 128 px
-that fits the frame: 384 px for 640x480, 640 for 1280x720, 1024 for 1920x1080. A side of
-64 * 2 * k lets :func:`runtime.preprocess.area_resize` start with an exact 2x reduction, OpenCV's
-SIMD INTER_AREA fast path, and leaves a small integer factor for the last step: the 384 px ROI
-of a 640x480 frame takes ~0.1 ms to reach 64x64 here (2x, then 3x), a 256 px one ~0.09 ms,
-while the full 480 px centre square (7.5x, INTER_AREA's generic path) takes ~0.8 ms.
-``Roi(side=0)`` asks for that full centre square anyway.
+Region of interest. By default the largest centred square whose side is 64 * 2**k px: 256 px for
+640x480, 512 for 1280x720, 1024 for 1920x1080. Such a side reaches 64x64 through exact 2x
+reductions only, OpenCV's SIMD INTER_AREA fast path: here the 256 px ROI of a 640x480 frame
+takes ~0.05 ms to preprocess, a 384 px one (2x, then a generic 3x) ~0.2 ms, and the full 480 px
+centre square (7.5x, INTER_AREA's generic path) ~0.8 ms, more than the model itself. ``Roi(side)``
+asks for any other side (``--roi 384`` for a bigger box, ``--roi 0`` for the full square).
 
 Smoothing. An exponential moving average of the probabilities per frame,
 ``p = smooth * p + (1 - smooth) * raw``, with ``smooth`` = :data:`DEFAULT_SMOOTH` = 0.6 (0 turns
@@ -32,7 +31,6 @@ from runtime.backends import Backend
 from runtime.errors import SignsError
 from runtime.preprocess import IMAGE_SIZE, preprocess
 
-ROI_STEP = 128  # px; ROI sides are multiples of this so the first resize stage is an exact 2x
 DEFAULT_SMOOTH = 0.6  # EMA weight of the past per frame; see the module docstring
 DEFAULT_MIN_CONFIDENCE = 0.5  # below this smoothed probability the loop shows "no sign"
 NUM_CLASSES = 6
@@ -42,8 +40,8 @@ NUM_CLASSES = 6
 class Roi:
     """A centred square region of interest.
 
-    ``side`` is in pixels; None means the default (largest multiple of 128 px that fits),
-    0 means the largest centred square of the frame.
+    ``side`` is in pixels; None means the default (the largest 64 * 2**k px that fits, so every
+    resize stage is an exact 2x), 0 means the largest centred square of the frame.
     """
 
     side: int | None = None
@@ -56,7 +54,11 @@ class Roi:
         """
         fit = min(width, height)
         if self.side is None:
-            side = (fit // ROI_STEP) * ROI_STEP or fit  # frames under 128 px: the whole square
+            side = IMAGE_SIZE
+            while side * 2 <= fit:
+                side *= 2
+            if fit < IMAGE_SIZE:  # tiny frames: the whole square, upscaled
+                side = fit
         elif self.side == 0:
             side = fit
         else:

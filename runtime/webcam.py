@@ -61,7 +61,7 @@ class WebcamSettings:
     smooth: float = DEFAULT_SMOOTH  # EMA weight of the past per frame, [0, 1); 0 = off
     min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below it the label is "no sign"
     mirror: bool = False  # flip horizontally (selfie view); the model sees the flipped image
-    roi: int | None = None  # ROI side, px; None = largest multiple of 128 that fits, 0 = full
+    roi: int | None = None  # ROI side, px; None = largest 64*2**k that fits, 0 = full
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or q/Ctrl-C
     log: str | None = None  # CSV path for one row per frame (written atomically at exit)
     save_dir: str = "."  # where the `s` key writes frame-<index>.png
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=d.roi,
         help="side of the centred square the model sees, px; 0 = the largest centred square; "
-        "when omitted, the largest multiple of 128 px that fits (the fast path)",
+        "when omitted, the largest 64 * 2**k px that fits (256 for 640x480: exact 2x resize steps)",
     )
     parser.add_argument(
         "--max-frames", type=int, default=d.max_frames, help="stop after N frames (0 = no limit)"

@@ -22,7 +22,7 @@ from tests.helpers import ROOT, assert_user_error, run_module
 
 FRAMES_PER_IMAGE = 8  # each image fills the ROI for this many frames
 PER_CLASS = 4  # test images per class in the video: 24 images, 192 frames
-ROI = (128, 48, 384)  # the default ROI of a 640x480 frame: x, y, side
+ROI = (192, 112, 256)  # the default ROI of a 640x480 frame: x, y, side
 N_LONG = 2500  # frames of the video a signal interrupts (~1 s to process here, ~0.3 s to write)
 
 
@@ -37,7 +37,7 @@ def _background(h: int, w: int) -> np.ndarray:
 def video(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A 640x480 MJPG video: 24 real test images, each filling the ROI for 8 frames.
 
-    The 64x64 photos are enlarged 6x with INTER_NEAREST, so the ROI's area-resize gives back
+    The 64x64 photos are enlarged 4x with INTER_NEAREST, so the ROI's area-resize gives back
     the original pixels up to MJPG compression.
     """
     out = tmp_path_factory.mktemp("video")
