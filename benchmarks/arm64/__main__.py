@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         *flag("int8-steps"),
         type=int,
         default=d.int8_steps,
-        help="quantization steps an int8 model's output may move (labels must still match)",
+        help="8-bit quantization steps the output of a model with int8 compute (tflite-int8, "
+        "tflite-dynamic, onnx-int8) may move; labels must match regardless",
     )
     p.add_argument(
         "--keep", action="store_true", help="keep both runs' outputs (kept anyway on a mismatch)"

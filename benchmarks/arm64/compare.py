@@ -4,7 +4,10 @@ Labels (per image, per frame, and the user commands' accuracy and confusion matr
 identical. Probabilities may differ only by a named tolerance:
 
 - float outputs: ``Arm64Settings.float_atol`` (1e-5 by default); NEON and AVX-512 kernels sum in
-  different orders, which moves float32 probabilities by ~1e-7 to 2e-6 (measured);
+  different orders, which moves float32 probabilities by ~1e-7 to 3e-6 (measured);
+- int8 compute behind float outputs (tflite-dynamic, onnx-int8): ``int8_steps`` steps of an
+  8-bit probability (1/256); run-time activation quantization may round differently per
+  architecture (measured: up to 3.3e-5 on the emulated Cortex-A76);
 - int8 outputs: ``Arm64Settings.int8_steps`` quantization steps (1 by default). With the default
   training recipe's model every int8 output was bit-identical on both emulated CPUs; with a
   less trained one (10 epochs), 2 of 120 images and 1 of 300 frames came out one step (1/256)
@@ -192,15 +195,16 @@ def compare_logs(what: str, native: Path, emulated: Path, tolerance: float) -> C
     return check
 
 
-def verdict(checks: list[Check], float_atol: float) -> str:
+def verdict(checks: list[Check], tolerances: dict[str, float]) -> str:
     """The summary's verdict for checks that all passed.
 
-    "identical" means what the project promises: the same labels and results everywhere,
-    bit-identical int8 outputs, float outputs within ``float_atol``.
+    "identical" is what the project promises: the same labels, accuracy and confusion matrices
+    everywhere, bit-identical int8 outputs, and other outputs within their named tolerances
+    (``tolerances``: kind -> tolerance, for "quantized" and "float"). When an int8 output moved
+    by an allowed step, the verdict says "identical labels" and counts them.
     """
-    int8 = [c for c in checks if c.kind.startswith("int8")]
-    floats = [c for c in checks if c.kind.startswith("float")]
     parts = []
+    int8 = [c for c in checks if c.kind.startswith("int8")]
     if int8:
         moved = sum(c.differing for c in int8 if c.kind == "int8")
         total = sum(c.total for c in int8 if c.kind == "int8")
@@ -210,9 +214,11 @@ def verdict(checks: list[Check], float_atol: float) -> str:
             if all(c.identical for c in int8)
             else f"int8: {moved} of {total} outputs up to {steps} step(s) apart"
         )
-    if floats:
-        worst = max(c.max_diff for c in floats)
-        parts.append(f"float max |diff| {worst:.2g} <= {float_atol:g}")
+    for kind in ("quantized", "float"):
+        group = [c for c in checks if c.kind.startswith(kind)]
+        if group:
+            worst = max(c.max_diff for c in group)
+            parts.append(f"{kind} max |diff| {worst:.2g} <= {tolerances[kind]:.2g}")
     detail = f" ({', '.join(parts)})" if parts else ""
     if all(c.identical for c in int8):
         return f"identical{detail}"

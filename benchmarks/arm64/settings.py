@@ -86,7 +86,7 @@ class Arm64Settings:
     cache: str | None = None  # rootfs cache folder; None: default_cache()
     frames: int = 300  # frames in the generated 640x480 test video
     float_atol: float = 1e-5  # probabilities: max |native - emulated| for float models
-    int8_steps: int = 1  # quantization steps an int8 output may move (x86 vs Arm rounding)
+    int8_steps: int = 1  # 8-bit steps an int8-compute model's output may move (x86 vs Arm rounding)
     keep: bool = False  # keep the work folder (outputs of both runs) even when all is identical
 
     def cpus(self) -> list[str]:
