@@ -190,7 +190,7 @@ def _call(argv: list[str], what: str, env: dict, cwd: Path, emulated: bool) -> s
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()] or ["no output"]
         errors = [ln for ln in lines if ln.startswith("error:")]
-        reason = (errors or lines)[-1]
+        reason = (errors or lines)[-1].removeprefix("error: ")
         where = "under emulation" if emulated else "natively"
         cls = ValidationError if emulated else SignsError
         raise cls(f"{what} failed {where} (exit {proc.returncode}): {reason}")
@@ -407,13 +407,15 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
                 log(f"arm64 {cpu_name}: {head}: {compare.verdict(checks, tolerances)}")
             results[cpu_name] = {"ok": not failed, "lines": lines, "seconds": side.seconds}
         if failures:
-            keep = True
             cpu_name, failed = failures[0]
             raise ValidationError(
                 f"arm64 {cpu_name}: {len(failed)} comparison(s) differ from native, first: "
                 f"{failed[0].describe()} (both runs kept in {work})"
             )
         return results
+    except ValidationError:
+        keep = True  # a difference or an emulated crash: the evidence stays for inspection
+        raise
     finally:
         if keep:
             log(f"arm64: outputs of both runs kept in {work}")

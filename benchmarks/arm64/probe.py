@@ -139,10 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.decode:
-        decode(args.data, args.video, out)
-    if args.models:
-        infer(args.models, Path(args.reference) if args.reference else out, out)
+
+    def work() -> None:
+        if args.decode:
+            decode(args.data, args.video, out)
+        if args.models:
+            infer(args.models, Path(args.reference) if args.reference else out, out)
+
+    from runtime.errors import run_cli
+
+    run_cli(work)
 
 
 if __name__ == "__main__":
