@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
         "--data",
         type=str,
         default=None,
-        help="dataset folder or .h5 file (default: $SIGNS_DATA, else ./data)",
+        help="dataset folder or .h5 file; when omitted, $SIGNS_DATA, else ./data",
     )
     p.add_argument(
         "--cpu",
@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         "--cache",
         type=str,
         default=None,
-        help=f"folder for the arm64 userland (default: ${CACHE_ENV}, else "
-        "~/.cache/signs-edge/arm64)",
+        help=f"folder for the arm64 userland; when omitted, ${CACHE_ENV}, else "
+        "~/.cache/signs-edge/arm64",
     )
     p.add_argument(
         "--frames", type=int, default=d.frames, help="frames in the generated 640x480 video"
