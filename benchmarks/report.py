@@ -271,8 +271,10 @@ def render_markdown(results: dict) -> str:
             *pipeline_table(results["pipeline"]),
             "",
             "Microseconds per frame through `runtime.pipeline.FramePipeline.step` (the "
-            "`runtime.webcam` loop). Capture excluded: frames decoded beforehand; capture "
-            "included: `cv2.VideoCapture.read` of the MJPG video (decoding) is timed too.",
+            "`runtime.webcam` loop), smoothing on. Capture excluded: frames decoded beforehand, "
+            "each copied into the frame buffer just before its (timed) step; capture included: "
+            "`cv2.VideoCapture.read` of the MJPG video (decoding a 640x480 JPEG) is timed too. "
+            "A camera delivering raw frames costs less than that decode.",
             "",
         ]
     if results["training"]:
