@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from runtime.cli import flag
 from runtime.errors import SignsError, SourceError, run_cli
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         help="per-frame moving-average weight of the past probabilities, 0 <= s < 1 (0 = off)",
     )
     parser.add_argument(
-        "--min-confidence",
+        *flag("min-confidence"),
         type=float,
         default=d.min_confidence,
         help='show "no sign" when the top smoothed probability is below this',
@@ -165,10 +166,15 @@ def main(argv: list[str] | None = None) -> None:
         "when omitted, the largest 64 * 2**k px that fits (256 for 640x480: exact 2x resize steps)",
     )
     parser.add_argument(
-        "--max-frames", type=int, default=d.max_frames, help="stop after N frames (0 = no limit)"
+        *flag("max-frames"),
+        type=int,
+        default=d.max_frames,
+        help="stop after N frames (0 = no limit)",
     )
     parser.add_argument("--log", type=str, default=d.log, help="write one CSV row per frame")
-    parser.add_argument("--save-dir", type=str, default=d.save_dir, help="where `s` saves frames")
+    parser.add_argument(
+        *flag("save-dir"), type=str, default=d.save_dir, help="where `s` saves frames"
+    )
     args = parser.parse_args(argv)
     settings = WebcamSettings(
         model=args.model,
