@@ -26,7 +26,7 @@ def write_all(
 
     matplotlib.use("Agg")  # headless: CI and the Pi have no display
     written = [
-        _curves(out / "curves.png", history),
+        _curves(out / "curves.png", history, settings.augment),
         _predictions(out / "predictions.png", test.y, test_probs.argmax(1), labels),
         _confusion(out / "confusion.png", test.y, test_probs.argmax(1), labels),
     ]
@@ -44,13 +44,14 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _curves(path: Path, history: dict[str, list[float]]) -> Path:
+def _curves(path: Path, history: dict[str, list[float]], augmented: bool) -> Path:
     import matplotlib.pyplot as plt
 
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, key, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
-        ax.plot(epochs, history[key], label="train")
+        # Keras reports training figures on the (augmented) batches as they were fitted.
+        ax.plot(epochs, history[key], label="train (augmented)" if augmented else "train")
         ax.plot(epochs, history[f"val_{key}"], label="validation")
         ax.set_title(f"{title} per epoch")
         ax.set_xlabel("epoch")
