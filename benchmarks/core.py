@@ -47,7 +47,8 @@ def run(settings: BenchSettings) -> dict:
         SignsError: no manifest at ``settings.models``, bad data, bad settings or an
             unwritable output folder (all checked before anything is measured).
     """
-    manifest, raw = load_manifest(settings.models)
+    manifest = load_manifest(settings.models)
+    raw = manifest.raw
     manifest_path = manifest.path
     threads = settings.resolved_threads()
     if any(t < 1 for t in threads):
@@ -176,11 +177,11 @@ def run(settings: BenchSettings) -> dict:
     return results
 
 
-def load_manifest(models: str | os.PathLike[str]) -> tuple[Manifest, dict]:
+def load_manifest(models: str | os.PathLike[str]) -> Manifest:
     """The export manifest at ``models`` (a folder holding manifest.json, or the file).
 
     Returns the runtime's parsed view (models, statuses, resolved paths; preprocessing checked
-    against this runtime) and the raw JSON, for what only the benchmark needs (the Keras file,
+    against this runtime); its ``raw`` JSON holds what only the benchmark needs (the Keras file,
     the data the export validated on).
     """
     p = Path(models)
@@ -193,7 +194,7 @@ def load_manifest(models: str | os.PathLike[str]) -> tuple[Manifest, dict]:
     manifest = read_manifest(path)
     if not manifest.models:
         raise SignsError(f"{path}: the manifest lists no exported models; {hint}")
-    return manifest, json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def _data_path(data: str | None, manifest: dict) -> str | None:

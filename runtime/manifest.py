@@ -63,6 +63,9 @@ class Manifest:
     preprocessing: dict
     models: list[ModelEntry]
     keras_accuracy: float | None = None
+    # The parsed JSON as written by the export, for fields only some readers need (the Keras
+    # file, the calibration and validation data), so nobody parses the file a second time.
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     def entry_for(self, model_path: Path) -> ModelEntry | None:
         target = model_path.resolve()
@@ -149,6 +152,7 @@ def read_manifest(path: Path) -> Manifest:
         preprocessing=preprocessing,
         models=models,
         keras_accuracy=_float_or_none(keras.get("accuracy") if isinstance(keras, dict) else None),
+        raw=raw,
     )
 
 
