@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +67,12 @@ class WebcamSettings:
     log: str | None = None  # CSV path for one row per frame (written atomically at exit)
     save_dir: str = "."  # where the `s` key writes frame-<index>.png
     retry_s: float = 1.0  # seconds a camera may go without a frame before the run ends
+    serve: str | None = None  # [HOST:]PORT of the live web view; None = no server
+    loop: bool = False  # replay a --source video or folder until stopped
+    capture_dir: str = "captures"  # where capture bursts write <label>/<timestamp>_<n>.jpg
+    capture_label: int | None = None  # record one burst of this class, then stop (headless)
+    capture_count: int = 20  # frames per burst (keys 0-5 and --capture-label)
+    capture_countdown: float = 3.0  # seconds between the request and the first sample
 
 
 @dataclass
@@ -175,6 +181,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         *flag("save-dir"), type=str, default=d.save_dir, help="where `s` saves frames"
     )
+    parser.add_argument(
+        "--serve",
+        type=str,
+        default=d.serve,
+        metavar="[HOST:]PORT",
+        help="serve the live view on http://HOST:PORT/ (HOST defaults to 127.0.0.1; any other "
+        "address prints a URL with a random token)",
+    )
+    parser.add_argument("--loop", action="store_true", help="replay the --source until stopped")
+    parser.add_argument(
+        "--capture-dir", type=str, default=d.capture_dir, help="where capture bursts write"
+    )
+    parser.add_argument(
+        "--capture-label",
+        type=int,
+        default=d.capture_label,
+        help="record one burst of this class (0-5) and stop",
+    )
+    parser.add_argument(
+        "--capture-count", type=int, default=d.capture_count, help="frames per capture burst"
+    )
+    parser.add_argument(
+        "--capture-countdown",
+        type=float,
+        default=d.capture_countdown,
+        help="seconds from the request to the first sample",
+    )
     args = parser.parse_args(argv)
     settings = WebcamSettings(
         model=args.model,
@@ -189,6 +222,12 @@ def main(argv: list[str] | None = None) -> None:
         max_frames=args.max_frames,
         log=args.log,
         save_dir=args.save_dir,
+        serve=args.serve,
+        loop=args.loop,
+        capture_dir=args.capture_dir,
+        capture_label=args.capture_label,
+        capture_count=args.capture_count,
+        capture_countdown=args.capture_countdown,
     )
     run_cli(lambda: run(settings))
 
@@ -204,6 +243,13 @@ def _check(settings: WebcamSettings) -> None:
         raise SignsError(f"--smooth {settings.smooth}: must be in [0, 1) (0 = no smoothing)")
     if not 0.0 <= settings.min_confidence <= 1.0:
         raise SignsError(f"--min-confidence {settings.min_confidence}: must be in [0, 1]")
+    from runtime.hooks import check_capture_flags
+
+    check_capture_flags(settings.capture_label, settings.capture_count, settings.capture_countdown)
+    if settings.serve is not None:
+        from runtime.server import parse_serve
+
+        parse_serve(settings.serve)
 
 
 def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSummary:
@@ -248,7 +294,37 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     window = None if settings.headless else Window(info.labels, settings)
 
     if source is None:
-        source = open_source(settings.camera, settings.source, settings.retry_s)
+        if settings.loop:
+            from runtime.hooks import loop_source
+
+            source = loop_source(
+                lambda: open_source(settings.camera, settings.source, settings.retry_s)
+            )
+        else:
+            source = open_source(settings.camera, settings.source, settings.retry_s)
+    hists = {s: LatencyHistogram() for s in STAGES}
+    frames = 0
+    t_first = t_last = None
+    first_frame_s = None
+    ended = "end of source"
+
+    def summary_so_far() -> dict:
+        # Read by the web server's threads while the loop runs: plain reads of counters.
+        seconds = (t_last - t_first) / 1e9 if t_first is not None and t_last is not None else 0.0
+        return asdict(
+            RunSummary(
+                frames=frames,
+                seconds=seconds,
+                fps=frames / seconds if seconds > 0 else float("nan"),
+                ended=ended if live_ended else "running",
+                stats={s: h.summary() for s, h in list(hists.items()) if h.n},
+                log=str(log_path) if log_path else None,
+                first_frame_s=first_frame_s,
+                peak_rss_mb=peak_rss_mb(),
+            )
+        )
+
+    live_ended = False
     print(f"model: {info.describe()}", flush=True)
     shortcut = " (exact uint8 - 128 shortcut)" if uint8_shortcut(backend.input) else ""
     print(
@@ -257,22 +333,19 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
         f"{settings.smooth:g}, min confidence {settings.min_confidence:g}",
         flush=True,
     )
+    hooks = _hooks(settings, info, backend, source, window, summary_so_far)
 
-    hists = {s: LatencyHistogram() for s in STAGES}
-    frames = 0
-    ended = "end of source"
     failure: FramesStopped | None = None
-    first_frame_s = None
-    t_first = t_last = None
     clock = time.perf_counter_ns
     try:
         with _StopSignals() as stop, source, _CsvLog(log_path) as log:
             if window is not None:
-                window.open(source)
+                window.open(source, hooks)
             while not settings.max_frames or frames < settings.max_frames:
                 if stop.reason:
                     ended = stop.reason
                     break
+                hooks.before_read()
                 t0 = clock()
                 try:
                     item = source.read()
@@ -286,6 +359,7 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
                 res = pipe.step(frame)
                 t2 = clock()
                 capture = (t1 - t0) / 1e6
+                hooks.after_frame(index, frame, res, capture)
                 key = window.show(index, frame, res, capture) if window is not None else None
                 t3 = clock()
                 if t_first is None:
@@ -311,6 +385,9 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
                 if key == "quit":
                     ended = "quit (q/ESC)"
                     break
+                if hooks.finished:
+                    ended = "capture done"
+                    break
             else:
                 ended = f"--max-frames {settings.max_frames}"
             if frames == 0 and failure is None and ended == "end of source":
@@ -319,6 +396,8 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once; _CsvLog has kept the log
         ended = "interrupted"
     finally:
+        live_ended = True
+        hooks.close(ended)
         if window is not None:
             window.close()
 
@@ -337,7 +416,46 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     if failure is not None:
         failure.summary = summary
         raise failure
+    hooks.check_capture()
     return summary
+
+
+def _hooks(settings: WebcamSettings, info, backend, source, window, summary_so_far):
+    """Capture, the web server and pacing for this run (see runtime.hooks)."""
+    from runtime.capture import Capturer
+    from runtime.hooks import LoopHooks, model_facts
+
+    capturer = Capturer(settings.capture_dir, settings.capture_countdown)
+    if settings.capture_label is not None:
+        capturer.start(settings.capture_label, settings.capture_count)
+    server = None
+    if settings.serve is not None:
+        from runtime.live import LiveView
+        from runtime.server import WebServer, parse_serve
+
+        live = LiveView(
+            info.labels,
+            model_facts(info, backend, settings.threads),
+            capturer,
+            summary_so_far,
+            mirror=settings.mirror,
+        )
+        host, port = parse_serve(settings.serve)
+        try:
+            server = WebServer(live, host, port).start()
+        except BaseException:
+            live.close()
+            source.close()
+            raise
+        print(f"serving the live view on {server.url}", flush=True)
+    return LoopHooks(
+        capturer,
+        source,
+        mirror=settings.mirror,
+        server=server,
+        pace=server is not None and window is None,
+        headless_capture=settings.capture_label is not None and server is None,
+    )
 
 
 class _StopSignals:
@@ -462,7 +580,7 @@ def print_summary(s: RunSummary, *, headless: bool) -> None:
 class Window:
     """The OpenCV window: ROI box, label and confidence bar, FPS, per-stage latency, keys."""
 
-    TITLE = "signs-edge (q/ESC quit, s save)"
+    TITLE = "signs-edge (q/ESC quit, s save, 0-5 capture)"
 
     def __init__(self, labels: list[str], settings: WebcamSettings) -> None:
         import cv2
@@ -481,8 +599,11 @@ class Window:
         self._period = None
         self._due = 0.0
         self._stage_ms = dict.fromkeys(("capture", "preprocess", "inference", "smoothing"), 0.0)
+        self._hooks = None
+        self._burst = settings.capture_count
 
-    def open(self, source) -> None:
+    def open(self, source, hooks=None) -> None:
+        self._hooks = hooks
         cv2 = self.cv2
         try:
             # GUI_NORMAL: no Qt toolbar or status bar, just the picture.
@@ -538,6 +659,11 @@ class Window:
         cv2.rectangle(view, (0, 0), (w - 1, 46), (0, 0, 0), -1)
         for i, line in enumerate(lines):
             cv2.putText(view, line, (8, 18 + 20 * i), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        if self._hooks is not None:  # capture: countdown, progress, samples per class
+            for i, line in enumerate(reversed(self._hooks.capturer.status().lines())):
+                yb = h - 10 - 22 * i
+                cv2.putText(view, line, (8, yb), font, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(view, line, (8, yb), font, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
         cv2.imshow(self.TITLE, view)
 
         delay = 1
@@ -550,6 +676,8 @@ class Window:
             return "quit"
         if key in SAVE_KEYS:
             self.save(index, frame)
+        if ord("0") <= key <= ord("5") and self._hooks is not None:
+            self._hooks.key(key - ord("0"), self._burst)
         if cv2.getWindowProperty(self.TITLE, cv2.WND_PROP_VISIBLE) < 1:
             return "quit"  # closed with the window manager's button
         return None
