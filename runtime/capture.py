@@ -217,7 +217,7 @@ class Capturer:
             if self._start_t is None:
                 self._start_t = t + self.countdown_s
                 self._next_t = self._start_t
-            if t < self._next_t:
+            if t + 1e-6 < self._next_t:  # 1 us: frame times like 69/30 are not exact floats
                 return None
             if self._state == "countdown":
                 self._state = "recording"
