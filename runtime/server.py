@@ -42,6 +42,7 @@ DEFAULT_HOST = "127.0.0.1"
 MAX_CLIENTS = 64  # concurrent connections; more get 503 (each one is a thread)
 REQUEST_TIMEOUT_S = 10.0  # a client that sends nothing (half-open) is dropped after this
 SEND_TIMEOUT_S = 5.0  # a stream client that stops reading is dropped after this
+SEND_BUFFER = 128 * 1024  # bytes of kernel buffer per stream client: a few JPEGs
 MAX_BODY = 1024  # bytes: a capture request is ~30
 BOUNDARY = "signs-edge-frame"
 PAGE = "page.html"
@@ -219,6 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.connection.settimeout(SEND_TIMEOUT_S)
+        # A small send buffer: a stalled client blocks (then times out) after a few frames
+        # instead of after megabytes of kernel memory.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ".encode()
         frames = live.stream()
         try:

@@ -272,6 +272,23 @@ def test_disconnects_half_open_and_stalled_clients(served: Served) -> None:
     assert wait_for(lambda: served.state()["viewers"] == 0, timeout=15)
 
 
+def test_stalled_stream_client_is_dropped(served: Served) -> None:
+    """A client that stops reading fills its buffers, then the server drops it (send timeout)
+    while the loop keeps its pace; no queue grows for it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    sock.connect(("127.0.0.1", served.port))
+    sock.sendall(f"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n\r\n".encode())
+    try:
+        assert wait_for(lambda: served.state()["viewers"] == 1, timeout=5)
+        f0, t0 = served.state()["frame"], time.monotonic()
+        assert wait_for(lambda: served.state()["viewers"] == 0, timeout=30, every=0.5)
+        rate = (served.state()["frame"] - f0) / (time.monotonic() - t0)
+        assert rate >= 20, rate
+    finally:
+        sock.close()
+
+
 def test_sigterm_stops_server_and_loop_with_summary(served: Served) -> None:
     sock, f = _open_stream(served.port)  # a client still watching must not hold up the stop
     _read_part(f)
