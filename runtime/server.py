@@ -184,8 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         token = self.server.token
         if token is None:
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-            if not is_loopback(host):
+            if not is_loopback(_host_name(self.headers.get("Host") or "")):
                 self._json(HTTPStatus.FORBIDDEN, {"error": "loopback server: use 127.0.0.1"})
                 return None
             return url.path
@@ -237,6 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             frames.close()
         self.close_connection = True
+
+
+def _host_name(header: str) -> str:
+    """The name in a Host header: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> localhost."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 _page_cache: bytes | None = None

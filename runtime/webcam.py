@@ -660,10 +660,11 @@ class Window:
         for i, line in enumerate(lines):
             cv2.putText(view, line, (8, 18 + 20 * i), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         if self._hooks is not None:  # capture: countdown, progress, samples per class
-            for i, line in enumerate(reversed(self._hooks.capturer.status().lines())):
-                yb = h - 10 - 22 * i
-                cv2.putText(view, line, (8, yb), font, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-                cv2.putText(view, line, (8, yb), font, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+            lines = self._hooks.capturer.status().lines()
+            cv2.rectangle(view, (0, h - 8 - 20 * len(lines)), (w - 1, h - 1), (0, 0, 0), -1)
+            for i, line in enumerate(reversed(lines)):
+                yb = h - 10 - 20 * i
+                cv2.putText(view, line, (8, yb), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         cv2.imshow(self.TITLE, view)
 
         delay = 1

@@ -164,3 +164,91 @@ def test_capture_of_a_mirrored_view_saves_what_the_model_sees(tmp_path: Path) ->
     path = cap.on_frame(frame, ROI, 0.0, mirror=True)
     crop = cv2.imread(str(path))
     assert crop[:, -5:].mean() > 240 and crop[:, :5].mean() < 200  # flipped: stripe on the right
+
+
+def _xwd_to_bgr(path: Path) -> np.ndarray:
+    """Xvfb's -fbdir screen (an XWD file, 24-bit TrueColor in 32-bit pixels) as a BGR image."""
+    data = path.read_bytes()
+    head = np.frombuffer(data[:100], ">u4")
+    header_size, width, height = int(head[0]), int(head[4]), int(head[5])
+    bytes_per_line, ncolors = int(head[12]), int(head[19])
+    start = header_size + 12 * ncolors
+    rows = np.frombuffer(data[start : start + bytes_per_line * height], np.uint8)
+    pixels = rows.reshape(height, bytes_per_line)[:, : width * 4].reshape(height, width, 4)
+    return np.ascontiguousarray(pixels[:, :, :3])  # little-endian B, G, R, pad
+
+
+@pytest.fixture
+def xvfb_fb(tmp_path: Path):
+    """A private X display whose screen can be read as a file (Xvfb -fbdir)."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("Xvfb") is None or shutil.which("xdotool") is None:
+        pytest.skip("apt-get install xvfb xdotool: the window keys are not tested")
+    fb = tmp_path / "fb"
+    fb.mkdir()
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24", "-nolisten", "tcp",
+         "-fbdir", str(fb)],
+        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    try:
+        yield f":{number}", fb / "Xvfb_screen0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_window_keys_record_a_burst_with_countdown_and_counts(
+    xvfb_fb, parts: dict, tmp_path: Path
+) -> None:
+    """Key 2 in the real window (Qt under Xvfb, keys sent with xdotool): a countdown, then a
+    burst of 3 into <capture-dir>/2, with the counts on screen (screenshots: test-artifacts/)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    display, screen = xvfb_fb
+    env = {**os.environ, "DISPLAY": display, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "captures"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.webcam", "--model", str(parts["model"]),
+         "--source", str(parts["video"]), "--loop", "--capture-dir", str(out),
+         "--capture-count", "3", "--capture-countdown", "1.5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    shots = ROOT / "test-artifacts"
+    shots.mkdir(exist_ok=True)
+
+    def xdo(*args: str) -> str:
+        return subprocess.run(
+            ["xdotool", *args], env=env, capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+
+    try:
+        window = xdo("search", "--sync", "--name", "signs-edge").split()[0]
+        xdo("windowfocus", "--sync", window)
+        xdo("key", "2")
+        time.sleep(0.6)
+        cv2.imwrite(str(shots / "window-capture-countdown.png"), _xwd_to_bgr(screen))
+        assert wait_for(lambda: len(list((out / "2").glob("*.jpg"))) == 3, timeout=15)
+        time.sleep(0.3)
+        cv2.imwrite(str(shots / "window-capture-done.png"), _xwd_to_bgr(screen))
+        xdo("key", "q")
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "ended: quit (q/ESC)" in stdout
+    assert len(list((out / "2").glob("*.jpg"))) == 3
