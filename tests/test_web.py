@@ -330,3 +330,52 @@ def test_loop_needs_a_file_source(parts: dict) -> None:
         "--loop", timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_connections_beyond_the_limit_get_503_not_a_hang(served: Served) -> None:
+    from runtime.server import MAX_CLIENTS
+
+    idle = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(MAX_CLIENTS)]
+    try:
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", served.port), timeout=5) as extra:
+            extra.sendall(b"GET /api/state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            assert extra.recv(100).startswith(b"HTTP/1.0 503")
+    finally:
+        for s in idle:
+            s.close()
+    assert wait_for(lambda: served.get("/api/state")[0] == 200, timeout=10)
+
+
+def test_no_viewer_no_jpeg(parts: dict) -> None:
+    """In process: frames published with nobody watching are never encoded; one viewer gets
+    JPEGs at the capped rate, however fast frames come."""
+    from runtime.backends import load_backend
+    from runtime.live import LiveView
+    from runtime.pipeline import FramePipeline
+    from tests.web_helpers import COLOURS, colour_frame
+
+    pipe = FramePipeline(load_backend(parts["model"]))
+    live = LiveView([str(i) for i in range(6)], {}, stream_fps=10)
+    frame = colour_frame(COLOURS[1])
+    try:
+        for i in range(100):
+            live.publish(i, frame, pipe.step(frame), 0.0)
+        time.sleep(0.3)
+        assert live.jpegs_encoded == 0
+        stream = live.stream()
+        assert next(stream) == b""  # registers the viewer; nothing new within its 1 s timeout
+        got = []
+        t0 = time.monotonic()
+        i = 100
+        while time.monotonic() - t0 < 1.0:
+            live.publish(i, frame, pipe.step(frame), 0.0)  # flat out: hundreds per second
+            i += 1
+            if live.jpegs_encoded > len(got):
+                got.append(next(stream))
+        assert 5 <= live.jpegs_encoded <= 12, live.jpegs_encoded  # capped at 10 per second
+        assert all(j[:2] == b"\xff\xd8" for j in got)
+        stream.close()
+        assert live.viewers == 0
+    finally:
+        live.close()
