@@ -379,3 +379,16 @@ def test_no_viewer_no_jpeg(parts: dict) -> None:
         assert live.viewers == 0
     finally:
         live.close()
+
+
+def test_viewers_benchmark_runs_and_stops_itself(parts: dict) -> None:
+    proc = run_module(
+        "benchmarks.viewers", "--model", str(parts["model"]), "--seconds", "1.5",
+        "--clients", "0,2", timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])["rows"]
+    assert [r["clients"] for r in rows] == [0, 2]
+    assert rows[0]["jpegs_per_s"] == 0  # nobody watching: nothing encoded
+    assert rows[1]["client_fps_min"] > 3 and rows[1]["jpeg_kb"] > 5
+    assert rows[1]["rss_after_mb"] > 0 and rows[0]["loop_fps"] > 0
