@@ -107,13 +107,13 @@ def run(s: ViewerSettings) -> list[dict]:
 
     from runtime.backends import load_backend
     from runtime.capture import Capturer
-    from runtime.hooks import LoopHooks, model_facts
     from runtime.live import LiveView
     from runtime.manifest import default_model, describe_model
     from runtime.pipeline import FramePipeline
     from runtime.replay import LoopingSource
     from runtime.server import WebServer
     from runtime.sources import VideoSource
+    from runtime.webview import LoopHooks, model_facts
 
     if s.seconds <= 0 or s.seconds > 120:
         raise SignsError(f"--seconds {s.seconds:g}: must be in (0, 120]")

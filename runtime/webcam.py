@@ -243,7 +243,7 @@ def _check(settings: WebcamSettings) -> None:
         raise SignsError(f"--smooth {settings.smooth}: must be in [0, 1) (0 = no smoothing)")
     if not 0.0 <= settings.min_confidence <= 1.0:
         raise SignsError(f"--min-confidence {settings.min_confidence}: must be in [0, 1]")
-    from runtime.hooks import check_capture_flags
+    from runtime.webview import check_capture_flags
 
     check_capture_flags(settings.capture_label, settings.capture_count, settings.capture_countdown)
     if settings.serve is not None:
@@ -295,7 +295,7 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
 
     if source is None:
         if settings.loop:
-            from runtime.hooks import loop_source
+            from runtime.webview import loop_source
 
             source = loop_source(
                 lambda: open_source(settings.camera, settings.source, settings.retry_s)
@@ -421,9 +421,9 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
 
 
 def _hooks(settings: WebcamSettings, info, backend, source, window, summary_so_far):
-    """Capture, the web server and pacing for this run (see runtime.hooks)."""
+    """Capture, the web server and pacing for this run (see runtime.webview)."""
     from runtime.capture import Capturer
-    from runtime.hooks import LoopHooks, model_facts
+    from runtime.webview import LoopHooks, model_facts
 
     capturer = Capturer(settings.capture_dir, settings.capture_countdown)
     if settings.capture_label is not None:
