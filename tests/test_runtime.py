@@ -16,7 +16,7 @@ from runtime.errors import ModelError, SignsError
 from runtime.manifest import default_model, describe_model, read_manifest
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, Roi, Smoother, decide
 from runtime.preprocess import area_resize, preprocess
-from runtime.webcam import LatencyHistogram
+from runtime.stats import LatencyHistogram
 from tests.helpers import ROOT, assert_user_error, run_module
 
 
@@ -26,6 +26,7 @@ def test_runtime_never_imports_tensorflow(exported_dir: Path) -> None:
 import sys
 import numpy as np
 import runtime.webcam, runtime.evaluate, runtime.pipeline, runtime.sources, runtime.manifest
+import runtime.window, runtime.framelog, runtime.stats, runtime.cli
 from runtime.backends import load_backend
 for name in ("tflite-int8.tflite", "tflite-fp32.tflite", "onnx-fp32.onnx"):
     load_backend({str(exported_dir)!r} + "/" + name).predict(np.zeros((2, 64, 64, 3), np.uint8))
