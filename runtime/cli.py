@@ -156,10 +156,3 @@ def run_command(
             raise exc.renamed(flag) from None
 
     return run_cli(call)
-
-
-def flag(name: str) -> tuple[str, ...]:
-    """Deprecated: the hand-written parsers' kebab + snake spellings (removed with them)."""
-    kebab = "--" + name.replace("_", "-")
-    snake = "--" + name.replace("-", "_")
-    return (kebab,) if kebab == snake else (kebab, snake)
