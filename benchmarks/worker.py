@@ -289,17 +289,11 @@ def bench_train(spec: dict) -> dict:
             self.seconds.append(time.perf_counter() - self._t0)
 
     timer = EpochTimer()
-    fit = keras.Model.fit
-
-    def timed_fit(self, *args, callbacks=None, **kwargs):
-        return fit(self, *args, callbacks=[*(callbacks or []), timer], **kwargs)
-
-    keras.Model.fit = timed_fit  # this worker process only; it exits after one run
     with tempfile.TemporaryDirectory(prefix="signs-bench-train-") as out:
         settings = TrainSettings(
             data=spec["data"], out=out, plots=False, verbose=0, **spec.get("overrides", {})
         )
-        metrics = run(settings)
+        metrics = run(settings, callbacks=[timer])
     if len(timer.seconds) != settings.epochs:
         raise RuntimeError(f"timed {len(timer.seconds)} epochs of {settings.epochs}")
     later = timer.seconds[1:] or timer.seconds

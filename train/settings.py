@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from runtime.cli import opt
+from runtime.errors import SettingError
 
 
 @dataclass
@@ -33,6 +34,15 @@ class TrainSettings:
     verbose: int = opt(
         1, choices=(0, 1, 2), help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch"
     )
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "val_size"):
+            if getattr(self, name) < 1:
+                raise SettingError(name, getattr(self, name), "must be at least 1")
+        if self.activation_index < 0:
+            raise SettingError("activation_index", self.activation_index, "must be >= 0")
+        if not 0 <= self.shift < 0.5:
+            raise SettingError("shift", self.shift, "must be in [0, 0.5)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
