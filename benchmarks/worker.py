@@ -21,22 +21,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from runtime.stats import peak_rss_mb, percentiles
+
 MIN_TIMED = 20  # timed calls kept even when the time cap is hit, so p50/p95 exist
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0  # reported in kB
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def time_calls(
@@ -66,7 +53,7 @@ def time_calls(
 
 def summarize(us: np.ndarray) -> dict:
     """p50/p95/p99 in microseconds and the number of samples behind them."""
-    p50, p95, p99 = np.percentile(us, [50, 95, 99])
+    p50, p95, p99 = percentiles(us, [50, 95, 99])
     return {
         "p50_us": round(float(p50), 1),
         "p95_us": round(float(p95), 1),

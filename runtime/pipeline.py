@@ -29,11 +29,10 @@ import numpy as np
 
 from runtime.backends import Backend
 from runtime.errors import SettingError
-from runtime.preprocess import IMAGE_SIZE, preprocess
+from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES, preprocess
 
 DEFAULT_SMOOTH = 0.6  # EMA weight of the past per frame; see the module docstring
 DEFAULT_MIN_CONFIDENCE = 0.5  # below this smoothed probability the loop shows "no sign"
-NUM_CLASSES = 6
 
 
 def check_smoothing(smooth: float, min_confidence: float) -> None:

@@ -88,6 +88,8 @@ class WebcamSettings:
             raise SettingError("threads", self.threads, "must be at least 1")
         if self.max_frames < 0:
             raise SettingError("max_frames", self.max_frames, "must be 0 (no limit) or more")
+        if self.camera < 0:
+            raise SettingError("camera", self.camera, "the index must be 0 or more")
         if self.retry_s <= 0:
             raise SettingError("retry_s", self.retry_s, "must be more than 0 seconds")
         check_roi(self.roi)

@@ -14,7 +14,7 @@ import numpy as np
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
 from runtime.errors import SettingError, SignsError
 from runtime.fsutil import atomic_path, ensure_writable_dir, write_json, write_text
-from runtime.preprocess import PreprocessConfig, to_model_input
+from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, PreprocessConfig, to_model_input
 from train.model import build_model
 from train.settings import TrainSettings
 
@@ -73,7 +73,7 @@ def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
     t0 = time.perf_counter()
     history = model.fit(
         _training_data(train, settings),
-        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, 6)),
+        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, NUM_CLASSES)),
         epochs=settings.epochs,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         callbacks=[best, *callbacks],
@@ -123,7 +123,7 @@ def _training_data(train: Split, settings: TrainSettings):
     import tensorflow as tf
 
     x = to_model_input(train.x)
-    y = keras.utils.to_categorical(train.y, 6)
+    y = keras.utils.to_categorical(train.y, NUM_CLASSES)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
         len(x), seed=settings.seed, reshuffle_each_iteration=True
     )
@@ -145,7 +145,10 @@ def _evaluate(model, split: Split) -> dict:
     import keras
 
     loss, acc = model.evaluate(
-        to_model_input(split.x), keras.utils.to_categorical(split.y, 6), verbose=0, batch_size=256
+        to_model_input(split.x),
+        keras.utils.to_categorical(split.y, NUM_CLASSES),
+        verbose=0,
+        batch_size=256,
     )
     return {"loss": round(float(loss), 6), "accuracy": round(float(acc), 6), "n": len(split)}
 
@@ -168,7 +171,7 @@ def _config(settings: TrainSettings, ds: Dataset, train: Split, val: Split) -> d
         },
         "labels": ds.labels,
         "preprocessing": PreprocessConfig().to_dict(),
-        "input_shape": [64, 64, 3],
+        "input_shape": list(INPUT_SHAPE),
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
