@@ -80,6 +80,7 @@ def test_missing_qemu_says_how_to_install_it(tmp_path: Path, signs_data: Path) -
     assert_user_error(proc, "qemu-aarch64-static not found", "apt-get install -y qemu-user-static")
 
 
+@pytest.mark.slow  # starts building the arm64 userland
 def test_unreachable_registry_fails_and_leaves_no_cache(tmp_path: Path, signs_data: Path) -> None:
     _require_qemu()
     (tmp_path / "model.tflite").write_bytes(b"")

@@ -102,6 +102,7 @@ def write_h5(folder: Path, train_x, train_y, test_x, test_y) -> Path:
     return folder
 
 
+@pytest.mark.slow  # trains
 def test_train_cli_on_the_hdf5_edition(signs_data: Path, tmp_path: Path):
     ds = load_dataset(signs_data)
     data = write_h5(tmp_path / "h5", ds.train.x, ds.train.y, ds.test.x, ds.test.y)
