@@ -22,12 +22,13 @@ import numpy as np
 from benchmarks.machine import machine_info
 from benchmarks.report import evaluate_targets, render_markdown, render_png, sort_rows
 from benchmarks.settings import BenchSettings
+from benchmarks.video import write_test_video
 from runtime.errors import SignsError
 from runtime.fsutil import ensure_writable_dir, write_json, write_text
 from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # so workers import this checkout
-FRAME_W, FRAME_H = 640, 480  # the webcam resolution the pipeline rows are quoted at
+
 PIPELINE_FORMATS = ("tflite-fp32", "tflite-int8")
 
 
@@ -298,29 +299,6 @@ def _log_row(r: dict) -> None:
     )
 
 
-def make_video(split_x: np.ndarray, path: Path, frames: int) -> Path:
-    """A 640x480 MJPG video whose frames are test images scaled to fill the frame height.
-
-    SIGNS images are 64x64; upscaled to 480x480 and edge-padded to 640 wide they give the
-    pipeline a camera-sized frame with a hand in the centre, as in front of a webcam.
-    """
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (FRAME_W, FRAME_H))
-    if not writer.isOpened():
-        raise SignsError(f"{path}: OpenCV cannot write an MJPG video here")
-    pad = (FRAME_W - FRAME_H) // 2
-    try:
-        for i in range(frames):
-            rgb = split_x[i % len(split_x)]
-            big = cv2.resize(rgb, (FRAME_H, FRAME_H), interpolation=cv2.INTER_LINEAR)
-            bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
-            writer.write(cv2.copyMakeBorder(bgr, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
-    finally:
-        writer.release()
-    return path
-
-
 def _pipeline(
     settings: BenchSettings,
     manifest: Manifest,
@@ -333,7 +311,7 @@ def _pipeline(
         notes.append("runtime.pipeline is not available: frame-pipeline rows skipped")
         return []
     entries = {m.format: m for m in manifest.models}
-    video = make_video(split.x, tmp / "frames_640x480.avi", settings.video_frames)
+    video = write_test_video(split.x, tmp / "frames_640x480.avi", settings.video_frames)
     rows: list[dict] = []
     for fmt in PIPELINE_FORMATS:
         path = entries[fmt].path if fmt in entries else None

@@ -56,7 +56,10 @@ def test_emulated_cortex_a72_matches_native(exported_dir: Path, signs_data: Path
     for name in ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx-fp32"):
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(name))
         assert "runtime.evaluate identical" in line, line
-    assert f"runtime.webcam --log (tflite-int8.tflite, {FRAMES} frames) labels" in out, out
+    # The webcam logs were compared: exit 0 means identical labels; confidences may move by
+    # the allowed int8 step on a borderline frame (seen once on benchmarks.video's backdrop).
+    webcam = rf"runtime\.webcam --log \(tflite-int8\.tflite, {FRAMES} frames\)(: | labels)"
+    assert re.search(webcam, out), out
     assert "emulated:" in out and "says nothing about a Raspberry Pi's speed" in out, out
 
 
@@ -80,6 +83,7 @@ def test_missing_qemu_says_how_to_install_it(tmp_path: Path, signs_data: Path) -
     assert_user_error(proc, "qemu-aarch64-static not found", "apt-get install -y qemu-user-static")
 
 
+@pytest.mark.slow  # starts building the arm64 userland
 def test_unreachable_registry_fails_and_leaves_no_cache(tmp_path: Path, signs_data: Path) -> None:
     _require_qemu()
     (tmp_path / "model.tflite").write_bytes(b"")

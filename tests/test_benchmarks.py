@@ -151,11 +151,6 @@ def test_folder_without_manifest_is_one_line_error(tmp_path: Path) -> None:
     assert_user_error(proc, str(tmp_path / "manifest.json"), "python -m export")
 
 
-def test_bad_thread_list_is_a_usage_error(tmp_path: Path) -> None:
-    proc = run_module("benchmarks", "--threads", "1,zero", "--models", str(tmp_path))
-    assert proc.returncode == 2 and "--threads" in proc.stderr and "Traceback" not in proc.stderr
-
-
 def test_cpu_info_reads_x86_and_raspberry_pi() -> None:
     x86 = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f avx512_vnni\n"
     assert cpu_info(x86) == ("Intel(R) Xeon(R) Processor", ["avx2", "avx512f", "avx512_vnni"])

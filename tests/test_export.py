@@ -219,8 +219,8 @@ def _only_test_data(tmp: Path, signs_data: Path) -> Path:
     "case",
     [
         "missing-model",
-        "not-keras",
-        "wrong-shape",
+        pytest.param("not-keras", marks=pytest.mark.slow),  # loads Keras: ~10-40 s
+        pytest.param("wrong-shape", marks=pytest.mark.slow),  # builds and saves a Keras model
         "no-data",
         "no-calibration-data",
         "out-not-writable",

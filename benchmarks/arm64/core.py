@@ -36,13 +36,12 @@ from benchmarks.arm64 import compare
 from benchmarks.arm64.compare import Check
 from benchmarks.arm64.rootfs import dir_size, ensure_userland
 from benchmarks.arm64.settings import CPUS, Arm64Settings
+from benchmarks.video import write_test_video
 from export.formats import FORMATS
-from runtime.errors import ModelError, SignsError, SourceError, ValidationError
+from runtime.errors import ModelError, SignsError, ValidationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().with_name("probe.py")
-FRAME_SIZE = (640, 480)  # px, width x height: a typical webcam frame
-FPS = 30.0  # frames per second written into the video header
 VIDEO_CODEC = "FFV1"  # lossless, so both sides decode identical pixels
 LOG_ROUNDING = 1e-4  # runtime.webcam --log prints confidences with 4 decimals
 TIMEOUT = 3600  # seconds for one emulated command; a hung emulator must not hang CI
@@ -97,36 +96,6 @@ def find_models(models: Path) -> list[Path]:
     if not files:
         raise ModelError(f"{models}: no .tflite or .onnx files; run `python -m export --int8`")
     return [f.resolve() for f in files]
-
-
-def write_video(images: np.ndarray, frames: int, path: Path) -> None:
-    """A 640x480 FFV1 video of the evaluation images, mirrored on every other pass.
-
-    Each image is scaled to the camera pipeline's default region of interest and centred on a
-    grey gradient, so the camera loop sees a hand where it looks.
-    """
-    import cv2
-
-    from runtime.pipeline import Roi
-
-    width, height = FRAME_SIZE
-    left, top, side = Roi().box(width, height)  # where the camera loop looks by default
-    ramp = np.linspace(40, 200, width).astype(np.uint8)
-    background = np.repeat(np.repeat(ramp[None, :, None], height, axis=0), 3, axis=2)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODEC), FPS, FRAME_SIZE)
-    if not writer.isOpened():
-        raise SourceError(f"{path}: OpenCV cannot write {VIDEO_CODEC} video on this machine")
-    try:
-        for k in range(frames):
-            rgb = images[k % len(images)]
-            if (k // len(images)) % 2:
-                rgb = rgb[:, ::-1]
-            frame = background.copy()
-            big = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_LINEAR)
-            frame[top : top + side, left : left + side] = big[:, :, ::-1]
-            writer.write(frame)
-    finally:
-        writer.release()
 
 
 def snapshot_runtime(dest: Path) -> Path:
@@ -371,7 +340,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
     try:
         src = snapshot_runtime(work / "src")
         video = work / "signs.avi"
-        write_video(split.x, settings.frames, video)
+        write_test_video(split.x, video, settings.frames, codec=VIDEO_CODEC, mirror_alternate=True)
         webcam_model = _webcam_model(models)
         workers = max(1, os.cpu_count() or 1)
         head = f"{len(models)} models, {len(split)} images, {settings.frames} frames"
