@@ -1,4 +1,4 @@
-"""The export formats as data: one table of (name, suffix, converter, tolerance, quantized).
+"""The export formats as data: one table of (name, suffix, converter, tolerance, quantization).
 
 Each converter writes one file to the path it is given (a temporary name that
 :func:`runtime.fsutil.atomic_path` renames only on success) and returns notes for the manifest.
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from runtime.manifest import Quantization
 from runtime.preprocess import IMAGE_SIZE, to_model_input
 
 # Named tolerances on the max absolute difference of the six probabilities vs Keras, over the
@@ -53,12 +54,21 @@ class ExportFormat:
     suffix: str  # ".tflite" or ".onnx"; picks the runtime backend
     converter: Converter
     tolerance: float | None  # max |prob diff| vs Keras for float formats; None: gated on drop only
-    quantized: bool  # int8 weights; exported with --int8
-    calibrated: bool = False  # needs training images for activation ranges
+    quantization: Quantization  # recorded in the manifest for every reader
 
     @property
     def filename(self) -> str:
         return f"{self.name}{self.suffix}"
+
+    @property
+    def quantized(self) -> bool:
+        """int8 weights: exported only with --int8."""
+        return self.quantization.quantized
+
+    @property
+    def calibrated(self) -> bool:
+        """Needs training images for its activation ranges."""
+        return self.quantization is Quantization.INT8
 
 
 # --- TFLite ---------------------------------------------------------------------------------
@@ -218,11 +228,12 @@ def onnx_int8(ctx: ConvertContext, dest: Path) -> dict:
     return {**ONNX_QUANT, "opset": ctx.opset, "calibration_images": len(ctx.calibration)}
 
 
+Q = Quantization
 FORMATS: tuple[ExportFormat, ...] = (
-    ExportFormat("tflite-fp32", ".tflite", tflite_fp32, FP32_TOL, quantized=False),
-    ExportFormat("tflite-fp16", ".tflite", tflite_fp16, FP16_TOL, quantized=False),
-    ExportFormat("tflite-dynamic", ".tflite", tflite_dynamic, None, quantized=True),
-    ExportFormat("tflite-int8", ".tflite", tflite_int8, None, quantized=True, calibrated=True),
-    ExportFormat("onnx-fp32", ".onnx", onnx_fp32, FP32_TOL, quantized=False),
-    ExportFormat("onnx-int8", ".onnx", onnx_int8, None, quantized=True, calibrated=True),
+    ExportFormat("tflite-fp32", ".tflite", tflite_fp32, FP32_TOL, Q.FLOAT32),
+    ExportFormat("tflite-fp16", ".tflite", tflite_fp16, FP16_TOL, Q.FLOAT16),
+    ExportFormat("tflite-dynamic", ".tflite", tflite_dynamic, None, Q.DYNAMIC),
+    ExportFormat("tflite-int8", ".tflite", tflite_int8, None, Q.INT8),
+    ExportFormat("onnx-fp32", ".onnx", onnx_fp32, FP32_TOL, Q.FLOAT32),
+    ExportFormat("onnx-int8", ".onnx", onnx_int8, None, Q.INT8),
 )

@@ -11,8 +11,15 @@ import numpy as np
 
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
 from runtime.errors import SignsError
-from runtime.fsutil import atomic_path, ensure_writable_dir, write_json, write_text
+from runtime.fsutil import (
+    atomic_path,
+    ensure_writable_dir,
+    removed_if_interrupted,
+    write_json,
+    write_text,
+)
 from runtime.preprocess import PreprocessConfig, to_model_input
+from runtime.tfquiet import import_tensorflow
 from train.model import build_model
 from train.settings import TrainSettings
 
@@ -22,10 +29,18 @@ EXPECTED_PARAMS = 82_102  # the notebook's architecture; a different count means
 def run(settings: TrainSettings) -> dict:
     """Train, evaluate and write all artifacts to ``settings.out``; return the metrics.
 
+    An ``out`` folder this call created is removed again if it fails or is interrupted before
+    writing anything into it.
+
     Raises:
         SignsError: bad data, bad settings or an unwritable output directory (before anything
             is written).
     """
+    with removed_if_interrupted(settings.out):
+        return _run(settings)
+
+
+def _run(settings: TrainSettings) -> dict:
     if settings.epochs < 1 or settings.batch_size < 1:
         raise SignsError("--epochs and --batch-size must be at least 1")
     ds = load_dataset(settings.data, need_train=True)
@@ -42,6 +57,7 @@ def run(settings: TrainSettings) -> dict:
     out = ensure_writable_dir(settings.out)
     print(f"data: {ds.describe()}")
 
+    import_tensorflow()  # before Keras: TensorFlow's start-up notices filtered
     import keras
 
     keras.utils.set_random_seed(settings.seed)
