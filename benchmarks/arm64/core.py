@@ -318,7 +318,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
     Raises:
         ValidationError: a label differs, or an output differs beyond its tolerance, or a
             command fails under emulation.
-        SignsError: qemu or apt missing, registries unreachable, no models, no data.
+        SignsError: qemu or mmdebstrap missing, registries unreachable, no models, no data.
     """
     from runtime.dataset import load_dataset, resolve_data_path
 
