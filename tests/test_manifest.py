@@ -203,3 +203,28 @@ def test_tensorflow_noise_filter_hides_start_up_notices_only() -> None:
     ]
     assert all(NOISE.match(line) for line in noise)
     assert not any(NOISE.match(line) for line in real)
+
+
+@pytest.mark.slow
+def test_tensorflow_import_is_quiet_but_keeps_other_stderr_lines() -> None:
+    """A real TensorFlow import prints nothing; an unknown line written meanwhile still shows."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    code = (
+        "import os\n"
+        "from runtime.tfquiet import _filtered_stderr, import_tensorflow\n"
+        "with _filtered_stderr():\n"
+        "    os.write(2, b'E0000 00:00:1.2 7 cuda_platform.cc:52] failed call to cuInit: x\\n')\n"
+        "    os.write(2, b'a real problem\\n')\n"
+        "tf = import_tensorflow()\n"
+        "print(tf.constant(2).numpy() + 1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3"
+    assert proc.stderr == "a real problem\n", proc.stderr
