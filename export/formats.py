@@ -19,6 +19,7 @@ import numpy as np
 
 from runtime.manifest import Quantization
 from runtime.preprocess import IMAGE_SIZE, to_model_input
+from runtime.tfquiet import filtered_stderr
 
 # Named tolerances on the max absolute difference of the six probabilities vs Keras, over the
 # whole test set. fp32 differs from Keras only by kernel summation order (~3e-6 measured);
@@ -80,8 +81,9 @@ def _tflite(ctx: ConvertContext, dest: Path, configure: Callable[[Any], dict]) -
     converter = tf.lite.TFLiteConverter.from_keras_model(ctx.model)
     notes = configure(converter)
     # from_keras_model saves a temporary SavedModel and prints its signature to stdout; the
-    # int8 path warns that the (int8) input has no float statistics, which is expected.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    # int8 path warns that the (int8) input has no float statistics, which is expected, and
+    # prints its settings ("fully_quantize: 0, ...") from C++ (filtered; anything else shows).
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), filtered_stderr():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         flatbuffer = converter.convert()
     dest.write_bytes(flatbuffer)

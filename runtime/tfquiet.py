@@ -28,7 +28,10 @@ NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IWE]\d{4} [\d:. ]+\d+ (cudart_stub|cuda_platform|cuda_executor|cpu_feature_guard"
     r"|cuda_dnn|cuda_fft|cuda_blas|port)\.cc:\d+\] .*"
-    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate .*)$"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate .*"
+    r"|fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, "
+    r"output_inference_type: \w+"
+    r")$"
 )
 VERBOSE_ENV = "SIGNS_TF_VERBOSE"  # set to 1 to see TensorFlow's start-up log unfiltered
 
@@ -48,7 +51,7 @@ def import_tensorflow(verbose: bool = False) -> ModuleType:
     # C++ INFO and WARNING off (the TFLite converter warns "Ignored output_format" on every
     # conversion); ERROR still shows, and Python warnings and exceptions are untouched.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _filtered_stderr():
+    with filtered_stderr():
         import tensorflow as tf
 
         # Device discovery is where cuInit is called and fails: do it while filtered.
@@ -57,7 +60,11 @@ def import_tensorflow(verbose: bool = False) -> ModuleType:
 
 
 @contextlib.contextmanager
-def _filtered_stderr():
+def filtered_stderr():
+    """Capture fd 2 for the block; afterwards write back every line :data:`NOISE` does not match.
+
+    Also used around the TFLite converter, which prints its int8 settings from C++.
+    """
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture, IDE)
