@@ -14,7 +14,6 @@ memory of the parent that spawned the worker, which would overstate small runtim
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -109,10 +108,11 @@ def bench_backend(spec: dict) -> dict:
 
 def bench_keras(spec: dict) -> dict:
     """The Keras baseline: ``model.predict(x[None])`` and ``model(x[None], training=False)``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from runtime.tfquiet import import_tensorflow
+
     t0 = time.perf_counter()
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     from runtime.preprocess import to_model_input
 
@@ -256,9 +256,11 @@ def bench_train(spec: dict) -> dict:
     adds a timing callback to the ``fit`` call that ``train.run`` makes, so nothing of the
     recipe is copied here. Epoch times include the validation pass.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tempfile
 
+    from runtime.tfquiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from train import TrainSettings, run

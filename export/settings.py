@@ -37,6 +37,7 @@ class ExportSettings:
     threads: int | None = opt(
         None, help="threads for the validation backends; when omitted, the library's choice"
     )
+    verbose: bool = opt(False, help="show TensorFlow's start-up log (filtered by default)")
     # Full-integer calibration: a few hundred training images (never test images), a class-
     # stratified, seeded selection so every run calibrates on the same pictures.
     calibration_images: int = 300

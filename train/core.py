@@ -13,8 +13,15 @@ import numpy as np
 
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
 from runtime.errors import SettingError, SignsError
-from runtime.fsutil import atomic_path, ensure_writable_dir, write_json, write_text
+from runtime.fsutil import (
+    atomic_path,
+    ensure_writable_dir,
+    removed_if_interrupted,
+    write_json,
+    write_text,
+)
 from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, PreprocessConfig, to_model_input
+from runtime.tfquiet import import_tensorflow
 from train.model import build_model
 from train.settings import TrainSettings
 
@@ -24,6 +31,9 @@ EXPECTED_PARAMS = 82_102  # the notebook's architecture; a different count means
 def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
     """Train, evaluate and write all artifacts to ``settings.out``; return the metrics.
 
+    An ``out`` folder this call created is removed again if it fails or is interrupted before
+    writing anything into it.
+
     Args:
         settings: the recipe and the paths.
         callbacks: extra ``keras.callbacks.Callback`` objects for ``fit`` (e.g. epoch timers).
@@ -32,6 +42,11 @@ def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
         SignsError: bad data, bad settings or an unwritable output directory (before anything
             is written).
     """
+    with removed_if_interrupted(settings.out):
+        return _run(settings, callbacks)
+
+
+def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     ds = load_dataset(settings.data, need_train=True)
     assert ds.train is not None and ds.test is not None
     if not 0 <= settings.activation_index < len(ds.test):
@@ -47,6 +62,7 @@ def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
     out = ensure_writable_dir(settings.out)
     print(f"data: {ds.describe()}")
 
+    import_tensorflow()  # before Keras: TensorFlow's start-up notices filtered
     import keras
 
     keras.utils.set_random_seed(settings.seed)
