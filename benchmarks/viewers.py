@@ -107,13 +107,12 @@ def run(s: ViewerSettings) -> list[dict]:
 
     from runtime.backends import load_backend
     from runtime.capture import Capturer
-    from runtime.live import LiveView
+    from runtime.hooks import FrameEvent
     from runtime.manifest import default_model, describe_model
     from runtime.pipeline import FramePipeline
     from runtime.replay import LoopingSource
-    from runtime.server import WebServer
     from runtime.sources import VideoSource
-    from runtime.webview import LoopHooks, model_facts
+    from runtime.webview import WebHook, model_facts
 
     if s.seconds <= 0 or s.seconds > 120:
         raise SignsError(f"--seconds {s.seconds:g}: must be in (0, 120]")
@@ -126,9 +125,21 @@ def run(s: ViewerSettings) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="viewers-"))
     video = _video(tmp / "video.avi")
     source = LoopingSource(lambda: VideoSource(video))
-    live = LiveView(info.labels, model_facts(info, backend, s.threads), None)
-    server = WebServer(live, "127.0.0.1", 0).start()
-    hooks = LoopHooks(Capturer(tmp / "captures"), source, server=server, pace=s.paced)
+    web = WebHook(
+        "127.0.0.1", 0, info.labels, model_facts(info, backend, s.threads),
+        Capturer(tmp / "captures"), source, pace=s.paced,
+    ).__enter__()  # fmt: skip
+    live, port = web.server.live, web.server.port
+
+    def step() -> None:
+        """One frame of the served loop, as runtime.webcam runs it (headless)."""
+        c0 = time.perf_counter_ns()
+        i, frame = source.read()
+        c1 = time.perf_counter_ns()
+        res = pipe.step(frame)
+        total = (time.perf_counter_ns() - c0) / 1e6
+        web.on_frame(FrameEvent(i, frame, res, (c1 - c0) / 1e6, 0.0, total))
+
     pace = "paced at 30 fps" if s.paced else "flat out"
     print(
         f"model {info.path} ({backend.runtime}, threads {s.threads}); 640x480 video {pace}; "
@@ -140,30 +151,22 @@ def run(s: ViewerSettings) -> list[dict]:
     rows = []
     try:
         for _ in range(30):  # warm-up: first calls allocate
-            hooks.before_read()
-            i, frame = source.read()
-            hooks.after_frame(i, frame, pipe.step(frame), 0.0)
+            step()
         for n in s.clients:
             out = ctx.Queue()
-            proc = ctx.Process(target=_clients_process, args=(server.port, n, s.seconds - 0.5, out))
+            proc = ctx.Process(target=_clients_process, args=(port, n, s.seconds - 0.5, out))
             if n:
                 proc.start()
                 # Let every client connect before timing.
                 deadline = time.monotonic() + 10
                 while live.viewers < n and time.monotonic() < deadline:
-                    hooks.before_read()
-                    i, frame = source.read()
-                    hooks.after_frame(i, frame, pipe.step(frame), 0.0)
+                    step()
             rss0, jpegs0 = _rss_mb(), live.jpegs_encoded
             cpu0, loop_cpu0 = _cpu_s(), time.thread_time()
             frames, t0 = 0, time.perf_counter()
             end = t0 + s.seconds
             while time.perf_counter() < end:
-                hooks.before_read()
-                c0 = time.perf_counter_ns()
-                i, frame = source.read()
-                c1 = time.perf_counter_ns()
-                hooks.after_frame(i, frame, pipe.step(frame), (c1 - c0) / 1e6)
+                step()
                 frames += 1
             elapsed = time.perf_counter() - t0
             cpu = _cpu_s() - cpu0
@@ -194,7 +197,7 @@ def run(s: ViewerSettings) -> list[dict]:
             rows.append(row)
             _print_row(row, header=len(rows) == 1)
     finally:
-        server.stop()
+        web.__exit__(None, None, None)
         source.close()
     print(json.dumps({"settings": asdict(s), "rows": rows}))
     return rows

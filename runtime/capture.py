@@ -23,12 +23,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from runtime.dataset import IMAGE_SUFFIXES, NUM_CLASSES
+from runtime.dataset import IMAGE_SUFFIXES
 from runtime.errors import SignsError
+from runtime.hooks import DONE, Action, FrameHook
+from runtime.preprocess import NUM_CLASSES
+
+if TYPE_CHECKING:
+    from runtime.hooks import FrameEvent
 
 DEFAULT_CAPTURE_DIR = "captures"
 DEFAULT_COUNT = 20  # one key press: 20 frames over about 2 s
@@ -44,6 +50,15 @@ class CaptureError(SignsError):
 
 class CaptureBusy(SignsError):
     """A burst is already counting down or recording."""
+
+
+class CaptureIncomplete(SignsError):
+    """A headless capture run ended before its burst was written (exit code 1)."""
+
+    exit_code = 1
+
+
+RECORD = "record"  # the action keys 0-5 send: Action(RECORD, label)
 
 
 def _warn(msg: str) -> None:
@@ -268,3 +283,62 @@ class Capturer:
                 error=self._error,
                 dir=str(self.dir),
             )
+
+
+class CaptureHook(FrameHook):
+    """Capture bursts in the frame loop: keys 0-5, ``--capture-label`` and the web page.
+
+    Args:
+        capturer: the run's one :class:`Capturer` (the web view starts bursts on it too).
+        clock: seconds for a frame index (:func:`runtime.replay.media_clock`).
+        mirror: the model sees frames flipped; samples are saved as it sees them.
+        burst: samples per key press.
+        stop_when_done: the run exists to record one burst (headless ``--capture-label``).
+    """
+
+    def __init__(
+        self,
+        capturer: Capturer,
+        clock: Callable[[int], float],
+        mirror: bool = False,
+        burst: int = DEFAULT_COUNT,
+        stop_when_done: bool = False,
+    ) -> None:
+        self.capturer = capturer
+        self._clock = clock
+        self._mirror = mirror
+        self._burst = burst
+        self._stop_when_done = stop_when_done
+
+    def on_frame(self, event: FrameEvent) -> Action | None:
+        self.capturer.on_frame(
+            event.frame, event.result.box, self._clock(event.index), self._mirror
+        )
+        if self._stop_when_done and self.capturer.bursts:
+            return DONE
+        return None
+
+    def on_action(self, action: Action, event: FrameEvent) -> None:
+        if action.name != RECORD or action.arg is None:
+            return
+        try:
+            self.capturer.start(action.arg, self._burst)
+        except CaptureBusy as exc:
+            _warn(str(exc))
+
+    def check(self) -> None:
+        """After the summary: a headless capture that did not complete is an error.
+
+        Raises:
+            CaptureIncomplete: fewer samples than asked were written.
+        """
+        if not self._stop_when_done:
+            return
+        st = self.capturer.status()
+        if st.bursts == 0 or st.taken < st.count:
+            why = st.error or "the source ended first"
+            raise CaptureIncomplete(
+                f"capture: {st.taken} of {st.count} samples of class {st.label} written to "
+                f"{st.dir}/{st.label} ({why})"
+            )
+        print(f"captured {st.taken} samples of class {st.label} in {st.dir}/{st.label}", flush=True)

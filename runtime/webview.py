@@ -1,45 +1,29 @@
-"""What the frame loop does besides classifying: capture bursts, the web view, file pacing.
+"""``--serve``: the web view as a hook of the frame loop (:class:`WebHook`), the model facts the
+page shows, and ``--loop`` for a file source.
 
-:class:`LoopHooks` bundles them behind three calls, so the loop stays one readable ``while``:
-``before_read()`` (pace a file in serve mode), ``after_frame(...)`` (capture, publish to the
-page) and ``finished`` (a headless capture burst is complete). ``close(reason)`` stops the server.
+The HTTP side is :mod:`runtime.server`, the frame slot and JPEG encoder :mod:`runtime.live`,
+capture :mod:`runtime.capture`; this module puts them around one run of :func:`runtime.webcam.run`.
 """
 
 from __future__ import annotations
 
-import sys
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from runtime.capture import MAX_COUNT, CaptureBusy, Capturer
-from runtime.dataset import NUM_CLASSES
 from runtime.errors import SignsError
-from runtime.replay import LoopingSource, Pacer, media_clock
+from runtime.hooks import Action, FrameHook
+from runtime.replay import LoopingSource, Pacer
+from runtime.stats import STAGES, LatencyHistogram, RunSummary, peak_rss_mb
 
 if TYPE_CHECKING:
     from runtime.backends import Backend
+    from runtime.capture import Capturer
+    from runtime.hooks import FrameEvent
     from runtime.manifest import ModelInfo
-    from runtime.pipeline import FrameResult
     from runtime.server import WebServer
     from runtime.sources import FrameSource
-
-
-class CaptureIncomplete(SignsError):
-    """A headless capture run ended before its burst was written (exit code 1)."""
-
-    exit_code = 1
-
-
-def check_capture_flags(label: int | None, count: int, countdown: float) -> None:
-    """Raises SignsError for a capture flag out of range."""
-    if label is not None and not 0 <= label < NUM_CLASSES:
-        raise SignsError(f"--capture-label {label}: must be a class index 0-{NUM_CLASSES - 1}")
-    if not 1 <= count <= MAX_COUNT:
-        raise SignsError(f"--capture-count {count}: must be from 1 to {MAX_COUNT}")
-    if countdown < 0:
-        raise SignsError(f"--capture-countdown {countdown:g}: must be 0 or more seconds")
 
 
 def model_facts(info: ModelInfo, backend: Backend, threads: int | None) -> dict:
@@ -71,77 +55,87 @@ def loop_source(open_source: Callable[[], FrameSource]) -> FrameSource:
     return LoopingSource(open_source)
 
 
-class LoopHooks:
-    """Capture, web view and pacing around one run of the frame loop.
+class WebHook(FrameHook):
+    """``--serve``: the web server for the run, the page's live data, and file pacing.
+
+    Entered with the loop's other hooks: the server starts on enter (a port in use is a
+    one-line error before the first frame) and stops on exit, releasing stream clients.
 
     Args:
-        capturer: the run's capture state machine (keys, headless flag and page all use it).
-        source: the opened source (for its clock and frame rate).
-        mirror: whether the model sees frames flipped (samples are saved as it sees them).
-        server: the started web server, or None.
-        pace: sleep to the file's own frame rate (serve mode without a window).
-        headless_capture: the run exists to record one burst; it ends when the burst does.
+        host, port: where to listen (:func:`runtime.server.parse_serve`).
+        labels: the class names.
+        model: :func:`model_facts` for the page.
+        capturer: the run's :class:`runtime.capture.Capturer` (the page's buttons).
+        source: the opened source (its frame rate, for pacing).
+        mirror: show frames as the model sees them.
+        pace: sleep to a file's own frame rate, as a camera would deliver it (no window).
     """
 
     def __init__(
         self,
-        capturer: Capturer,
+        host: str,
+        port: int,
+        labels: list[str],
+        model: dict,
+        capturer: Capturer | None,
         source: FrameSource,
         mirror: bool = False,
-        server: WebServer | None = None,
-        pace: bool = False,
-        headless_capture: bool = False,
+        pace: bool = True,
     ) -> None:
-        self.capturer = capturer
-        self.server = server
-        self.live = server.live if server is not None else None
-        self.mirror = mirror
-        self._clock = media_clock(source)
+        self._address = (host, port)
+        self._view = (labels, model, capturer, mirror)
         self._pacer = Pacer(source.fps) if pace and not source.live else None
-        self._headless_capture = headless_capture
+        self._hists = {s: LatencyHistogram() for s in STAGES}
+        self._frames = 0
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self.server: WebServer | None = None
 
-    def before_read(self) -> None:
-        if self._pacer is not None:
-            self._pacer.wait()
+    def __enter__(self) -> WebHook:
+        from runtime.live import LiveView
+        from runtime.server import WebServer
 
-    def after_frame(
-        self, index: int, frame: np.ndarray, res: FrameResult, capture_ms: float
-    ) -> None:
-        self.capturer.on_frame(frame, res.box, self._clock(index), self.mirror)
-        if self.live is not None:
-            self.live.publish(index, frame, res, capture_ms)
-
-    def key(self, label: int, count: int) -> None:
-        """A 0-5 key in the window: start a burst, or say why not."""
+        labels, model, capturer, mirror = self._view
+        live = LiveView(labels, model, capturer, self.summary, mirror=mirror)
         try:
-            self.capturer.start(label, count)
-        except CaptureBusy as exc:
-            print(f"warning: {exc}", file=sys.stderr, flush=True)
+            self.server = WebServer(live, *self._address).start()
+        except BaseException:
+            live.close()
+            raise
+        print(f"serving the live view on {self.server.url}", flush=True)
+        return self
 
-    @property
-    def finished(self) -> bool:
-        """A headless capture run has its burst (or the burst failed)."""
-        return self._headless_capture and self.capturer.bursts > 0
-
-    def close(self, ended: str) -> None:
-        """Stop the server (stream clients are released) after the loop ended."""
+    def __exit__(self, exc_type, exc, tb) -> bool:
         if self.server is not None:
-            self.live.end(ended)
+            self.server.live.end("stopped")
             self.server.stop()
+        return False
 
-    def check_capture(self) -> None:
-        """After the summary: a headless capture that did not complete is an error.
+    def on_frame(self, event: FrameEvent) -> Action | None:
+        from runtime.webcam import record_event
 
-        Raises:
-            CaptureIncomplete: fewer samples than asked were written.
-        """
-        if not self._headless_capture:
-            return
-        st = self.capturer.status()
-        if st.bursts == 0 or st.taken < st.count:
-            why = st.error or "the source ended first"
-            raise CaptureIncomplete(
-                f"capture: {st.taken} of {st.count} samples of class {st.label} written to "
-                f"{st.dir}/{st.label} ({why})"
+        now = time.perf_counter()
+        if self._t_first is None:
+            self._t_first = now - event.total_ms / 1000
+        self._t_last = now
+        record_event(self._hists, event)
+        self._frames += 1
+        self.server.live.publish(event.index, event.frame, event.result, event.capture_ms)
+        if self._pacer is not None:
+            self._pacer.wait()  # after the frame's timing: pacing is not a stage
+        return None
+
+    def summary(self) -> dict:
+        """The run so far, as the CLI prints it at exit (for ``GET /api/summary``)."""
+        first, last, frames = self._t_first, self._t_last, self._frames
+        seconds = last - first if first is not None and last is not None else 0.0
+        return asdict(
+            RunSummary(
+                frames=frames,
+                seconds=seconds,
+                fps=frames / seconds if seconds > 0 else float("nan"),
+                ended="running",
+                stats={s: h.summary() for s, h in self._hists.items() if h.n},
+                peak_rss_mb=peak_rss_mb(),
             )
-        print(f"captured {st.taken} samples of class {st.label} in {st.dir}/{st.label}", flush=True)
+        )
