@@ -121,6 +121,7 @@ def _serve(model: Path, video: Path, captures: Path) -> Served:
     return s
 
 
+@pytest.mark.slow  # several seconds of sockets or a browser: the full suite only
 def test_page_in_chromium_with_drawn_video(browser, tmp_path: Path) -> None:
     """Fast: the tiny colour model (red 0, blue 2) on a drawn video, no training needed."""
     model = tiny_colour_model(tmp_path / "tiny.onnx")
