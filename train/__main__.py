@@ -10,6 +10,30 @@ from train import run
 from train.settings import TrainSettings
 
 
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: expected true or false")
+
+
+_RECIPE_FLAGS = (
+    ("recipe", str, "robust (default), flips (the previous default) or notebook (the seed)"),
+    ("learning-rate", float, "Adam's (peak) learning rate; None: the recipe's"),
+    ("schedule", str, "constant or cosine; None: the recipe's"),
+    ("flip", _bool, "random horizontal flips (true/false); None: the recipe's"),
+    ("rotation", float, "largest random rotation, degrees; None: the recipe's"),
+    ("zoom", float, "random zoom up to 1 + ZOOM, in or out; None: the recipe's"),
+    ("shift", float, "largest random shift, fraction of the side; None: the recipe's"),
+    ("photometric", float, "colour/light/blur/noise jitter strength; None: the recipe's"),
+    ("background-p", float, "share of hands put on a new background; None: the recipe's"),
+    ("outliers", int, "hand-free images per batch, uniform target; None: the recipe's"),
+    ("label-smoothing", float, "cross-entropy label smoothing; None: the recipe's"),
+    ("val-shifts", int, "shifted copies of each validation image; None: the recipe's"),
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     d = TrainSettings()
     p = argparse.ArgumentParser(
@@ -24,12 +48,12 @@ def main(argv: list[str] | None = None) -> None:
         help="dataset folder or .h5 file (default: $SIGNS_DATA, else ./data)",
     )
     p.add_argument("--out", type=str, default=d.out, help="output directory")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (None: recipe's)")
     p.add_argument(
         *flag("batch-size"),
         type=int,
-        default=d.batch_size,
-        help="mini-batch size (the notebook used 1)",
+        default=None,
+        help="mini-batch size, hand-free images included (the notebook used 1)",
     )
     p.add_argument(
         "--seed",
@@ -43,11 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         default=d.activation_index,
         help="test image whose activation maps are plotted",
     )
-    p.add_argument(
-        *flag("no-augment"),
-        action="store_true",
-        help="train without random flips and shifts (the notebook's plain recipe)",
-    )
+    # The recipe's knobs, one flag per TrainSettings field (None: the recipe's value).
+    for name, kind, text in _RECIPE_FLAGS:
+        p.add_argument(*flag(name), type=kind, default=None, help=text)
     p.add_argument(*flag("no-plots"), action="store_true", help="skip the PNG plots")
     p.add_argument(
         "--verbose",
@@ -57,10 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
     )
     a = p.parse_args(argv)
+    recipe = {n.replace("-", "_"): getattr(a, n.replace("-", "_")) for n, _, _ in _RECIPE_FLAGS}
     settings = TrainSettings(
         data=a.data, out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
-        activation_index=a.activation_index, augment=not a.no_augment, plots=not a.no_plots,
-        verbose=a.verbose,
+        activation_index=a.activation_index, plots=not a.no_plots, verbose=a.verbose,
+        **{k: v for k, v in recipe.items() if v is not None},
     )  # fmt: skip
     run_cli(lambda: run(settings))
 
