@@ -14,9 +14,9 @@ from pathlib import Path
 # "flips" is the previous default (flips and 10% shifts, batch 8), kept for comparison.
 RECIPES: dict[str, dict] = {
     "robust": dict(
-        epochs=60, batch_size=40, learning_rate=0.002, schedule="cosine",
-        flip=True, rotation=30.0, zoom=0.35, shift=0.12, photometric=1.0,
-        background_p=0.5, outliers=8, label_smoothing=0.1, val_shifts=3,
+        epochs=60, batch_size=24, learning_rate=0.002, schedule="cosine",
+        flip=True, rotation=15.0, zoom=0.2, shift=0.1, photometric=0.5,
+        background_p=0.35, outliers=4, label_smoothing=0.05, val_shifts=3,
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
