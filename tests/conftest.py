@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_EPOCHS = 20  # the session's training run (the default recipe, shortened)
+FIXTURE_EPOCHS = 40  # the session's training run (the default recipe, shortened)
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,10 @@ def signs_data() -> Path:
 def trained_dir(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run of the default training recipe (all artifacts), shared by the whole session.
 
-    The default (robust) recipe's full schedule takes ~3 min here; the suite runs it for
-    FIXTURE_EPOCHS epochs (same pipeline, same cosine schedule compressed) to keep the
-    session's training under ~2 min. Its full-length figures are a benchmark, not a test.
+    The suite runs the default (robust) recipe for FIXTURE_EPOCHS of its 60 epochs (same
+    pipeline, the cosine schedule compressed) to shorten the session's training; 20 epochs
+    were too few (test 0.46: the network leaves its uniform-output start late). The full
+    recipe's figures are a benchmark, not a test.
     """
     from train import TrainSettings, run
 

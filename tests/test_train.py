@@ -50,7 +50,7 @@ def test_default_recipe_reaches_target_and_writes_everything(trained_dir: Path):
     assert metrics["params"] == 82_102
     # The session fixture's shortened run (tests/conftest.py); the full recipe's figures are
     # in the README (0.9 or more on every seed measured).
-    assert metrics["test"]["accuracy"] >= 0.8, metrics
+    assert metrics["test"]["accuracy"] >= 0.85, metrics
     for split in ("train", "val", "test"):
         assert {"loss", "accuracy"} <= metrics[split].keys()
     assert metrics["val"]["n"] == 120 and metrics["train"]["n"] == 960
