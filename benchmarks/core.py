@@ -339,13 +339,11 @@ def _training(
     """
     from train.settings import TrainSettings  # a dataclass: no TensorFlow import here
 
-    defaults = TrainSettings()
-    default_name = f"default (batch {defaults.batch_size}" + (
-        ", augmented)" if getattr(defaults, "augment", False) else ")"
-    )
+    defaults = TrainSettings().resolved()
+    default_name = f"default ({defaults.recipe} recipe, batch {defaults.batch_size})"
     recipes = [
         (default_name, {}, settings.train_epochs),
-        ("notebook (batch 1, no augmentation)", {"batch_size": 1, "augment": False},
+        ("notebook (batch 1, no augmentation)", {"recipe": "notebook"},
          settings.train_epochs_batch1),
     ]  # fmt: skip
     rows = []
@@ -357,18 +355,19 @@ def _training(
         )
         if not res:
             continue
-        full = res["first_epoch_s"] + (defaults.epochs - 1) * res["epoch_s"]
+        full_epochs = TrainSettings(**overrides).resolved().epochs
+        full = res["first_epoch_s"] + (full_epochs - 1) * res["epoch_s"]
         rows.append(
             {
                 "name": name,
                 **res,
-                "steps_per_epoch": -(-res["train_images"] // res["batch_size"]),
-                "full_run_epochs": defaults.epochs,
+                "steps_per_epoch": -(-res["train_images"] // res["hands_per_batch"]),
+                "full_run_epochs": full_epochs,
                 "full_run_est_s": round(full, 1),
             }
         )
         print(
             f"  training {name:<36} {res['epoch_s']:.2f} s/epoch (first "
-            f"{res['first_epoch_s']:.2f} s), {defaults.epochs} epochs ~ {full / 60:.1f} min"
+            f"{res['first_epoch_s']:.2f} s), {full_epochs} epochs ~ {full / 60:.1f} min"
         )
     return rows

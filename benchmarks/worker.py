@@ -283,11 +283,13 @@ def bench_train(spec: dict) -> dict:
             data=spec["data"], out=out, plots=False, verbose=0, **spec.get("overrides", {})
         )
         metrics = run(settings, callbacks=[timer])
+    settings = settings.resolved()
     if len(timer.seconds) != settings.epochs:
         raise RuntimeError(f"timed {len(timer.seconds)} epochs of {settings.epochs}")
     later = timer.seconds[1:] or timer.seconds
     return {
         "batch_size": settings.batch_size,
+        "hands_per_batch": settings.batch_size - settings.outliers,  # the rest: hand-free
         "epochs": settings.epochs,
         "train_images": int(metrics["train"]["n"]),
         "first_epoch_s": round(timer.seconds[0], 3),

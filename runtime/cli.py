@@ -101,7 +101,11 @@ def build_parser(
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         kw: dict[str, Any] = {"dest": f.name, "help": meta["help"]}
         base = _base_type(hints[f.name])
-        if base is bool:
+        if base is bool and default is None:  # unset means "someone else decides"
+            flag = f"--{name}"
+            kw["action"] = argparse.BooleanOptionalAction
+            kw["default"] = None
+        elif base is bool:
             flag = f"--no-{name}" if default else f"--{name}"
             kw["action"] = "store_false" if default else "store_true"
         else:
@@ -119,7 +123,8 @@ def build_parser(
                 kw["type"] = base
             if meta["choices"] is not None:
                 kw["choices"] = meta["choices"]
-            kw["metavar"] = meta["metavar"] or _METAVARS.get(kw["type"])
+            if meta["metavar"] or not meta["choices"]:  # choices name themselves: {a,b}
+                kw["metavar"] = meta["metavar"] or _METAVARS.get(kw["type"])
         target.add_argument(flag, **kw)
         flags[f.name] = flag
     return parser, flags

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_EPOCHS = 40  # the session's training run (the default recipe, shortened)
 
 
 @pytest.fixture(scope="session")
@@ -25,11 +26,17 @@ def signs_data() -> Path:
 
 @pytest.fixture(scope="session")
 def trained_dir(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One run of the default training recipe (all artifacts), shared by the whole session."""
+    """One run of the default training recipe (all artifacts), shared by the whole session.
+
+    The suite runs the default (robust) recipe for FIXTURE_EPOCHS of its 60 epochs (same
+    pipeline, the cosine schedule compressed) to shorten the session's training; 20 epochs
+    were too few (test 0.46: the network leaves its uniform-output start late). The full
+    recipe's figures are a benchmark, not a test.
+    """
     from train import TrainSettings, run
 
     out = tmp_path_factory.mktemp("trained")
-    run(TrainSettings(data=str(signs_data), out=str(out), verbose=0))
+    run(TrainSettings(data=str(signs_data), out=str(out), verbose=0, epochs=FIXTURE_EPOCHS))
     return out
 
 

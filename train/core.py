@@ -22,6 +22,7 @@ from runtime.fsutil import (
 )
 from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, PreprocessConfig, to_model_input
 from runtime.tfquiet import import_tensorflow
+from train import calibrate
 from train.model import build_model
 from train.settings import TrainSettings
 
@@ -35,7 +36,7 @@ def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
     writing anything into it.
 
     Args:
-        settings: the recipe and the paths.
+        settings: the recipe and the paths (unset recipe fields take the recipe's values).
         callbacks: extra ``keras.callbacks.Callback`` objects for ``fit`` (e.g. epoch timers).
 
     Raises:
@@ -43,84 +44,97 @@ def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
             is written).
     """
     with removed_if_interrupted(settings.out):
-        return _run(settings, callbacks)
+        return _run(settings.resolved(), callbacks)
 
 
-def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
-    ds = load_dataset(settings.data, need_train=True)
+def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
+    ds = load_dataset(s.data, need_train=True)
     assert ds.train is not None and ds.test is not None
-    if not 0 <= settings.activation_index < len(ds.test):
+    if not 0 <= s.activation_index < len(ds.test):
         raise SettingError(
             "activation_index",
-            settings.activation_index,
+            s.activation_index,
             f"is outside the test set (0..{len(ds.test) - 1})",
         )
-    if settings.val_size >= len(ds.train):
-        raise SignsError(
-            f"{ds.root}: {len(ds.train)} training images cannot hold out {settings.val_size}"
-        )
-    out = ensure_writable_dir(settings.out)
-    print(f"data: {ds.describe()}")
+    if s.val_size >= len(ds.train):
+        raise SignsError(f"{ds.root}: {len(ds.train)} training images cannot hold out {s.val_size}")
+    out = ensure_writable_dir(s.out)
+    print(f"data: {ds.describe()}  recipe: {s.recipe}")
 
     import_tensorflow()  # before Keras: TensorFlow's start-up notices filtered
     import keras
 
-    keras.utils.set_random_seed(settings.seed)
-    tr_idx, val_idx = stratified_split(ds.train.y, settings.val_size, settings.seed)
+    keras.utils.set_random_seed(s.seed)
+    tr_idx, val_idx = stratified_split(ds.train.y, s.val_size, s.seed)
     train, val, test = ds.train.subset(tr_idx), ds.train.subset(val_idx), ds.test
 
     model = build_model()
     params = model.count_params()
     if params != EXPECTED_PARAMS:
         raise AssertionError(f"model has {params} parameters, expected {EXPECTED_PARAMS}")
+    t_prep = time.perf_counter()
+    data, steps = _training_data(train, s)
+    val_x, val_y = calibrate.shifted_validation(val.x, val.y, s.val_shifts, s.seed)
+    prep_seconds = time.perf_counter() - t_prep
+    lr = s.learning_rate
+    if s.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(s.learning_rate, s.epochs * steps)
     model.compile(
         optimizer=keras.optimizers.Adam(
-            learning_rate=settings.learning_rate, beta_1=settings.beta_1, beta_2=settings.beta_2
+            learning_rate=lr, beta_1=s.beta_1, beta_2=s.beta_2, use_ema=s.ema
         ),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
         metrics=["accuracy"],
     )
-    # Keep the weights of the epoch with the best validation accuracy (the test set is never
-    # looked at): Keras's own EarlyStopping with a patience that never stops the run. On a tie
-    # the earlier epoch is kept (the retired custom callback broke ties on lower val_loss).
+    # Keep the weights of the epoch with the best (shifted) validation accuracy; the test set is
+    # never looked at. Keras's own EarlyStopping with a patience that never stops the run; on a
+    # tie the earlier epoch is kept. With EMA, fit ends by writing the averaged weights instead.
     best = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=settings.epochs, restore_best_weights=True
+        monitor="val_accuracy", mode="max", patience=s.epochs, restore_best_weights=True
     )
     t0 = time.perf_counter()
     history = model.fit(
-        _training_data(train, settings),
-        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, NUM_CLASSES)),
-        epochs=settings.epochs,
+        data,
+        steps_per_epoch=steps,
+        validation_data=(to_model_input(val_x), keras.utils.to_categorical(val_y, NUM_CLASSES)),
+        epochs=s.epochs,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
-        callbacks=[best, *callbacks],
-        verbose=settings.verbose,
+        callbacks=[*([] if s.ema else [best]), *callbacks],
+        verbose=s.verbose,
     )
     fit_seconds = time.perf_counter() - t0
 
     metrics = {
         "params": params,
         **{
-            name: _evaluate(model, s)
-            for name, s in (("train", train), ("val", val), ("test", test))
+            name: _evaluate(model, split)
+            for name, split in (("train", train), ("val", val), ("test", test))
         },
-        "best_epoch": best.best_epoch + 1,
-        "epochs": settings.epochs,
+        "val_shifted": _evaluate_xy(model, val_x, val_y),
+        "best_epoch": s.epochs if s.ema else best.best_epoch + 1,
+        "epochs": s.epochs,
         "fit_seconds": round(fit_seconds, 2),
+        "prep_seconds": round(prep_seconds, 2),
     }
+    empty = calibrate.empty_scenes(val.x, seed=s.seed)
+    metrics["min_confidence"] = calibrate.choose_min_confidence(
+        model.predict(to_model_input(val_x), verbose=0, batch_size=256),
+        val_y,
+        model.predict(to_model_input(empty), verbose=0, batch_size=256),
+    )
     test_probs = model.predict(to_model_input(test.x), verbose=0)
-
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
-    write_json(out / "config.json", _config(settings, ds, train, val))
+    write_json(out / "config.json", _config(s, ds, train, val))
     write_json(
         out / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()}
     )
     write_json(out / "metrics.json", metrics)
     write_text(out / "summary.txt", _summary(model))
-    if settings.plots:
+    if s.plots:
         from train import plots
 
-        plots.write_all(out, model, history.history, test, test_probs, ds.labels, settings)
+        plots.write_all(out, model, history.history, test, test_probs, ds.labels, s)
     _print_table(metrics)
     print(
         f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt, plots)"
@@ -128,45 +142,48 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     return metrics
 
 
-def _training_data(train: Split, settings: TrainSettings):
-    """Shuffled, batched tf.data pipeline, with label-preserving augmentation if enabled.
+def _training_data(train: Split, s: TrainSettings):
+    """The training pipeline and its steps per epoch.
 
-    A mirrored hand shows the same number of fingers, and a hand a few pixels off-centre is
-    still the same sign, so flips and small shifts add data without changing labels. They are
-    applied in the input pipeline only; the saved model is exactly the notebook's network.
+    The notebook recipe feeds the plain images; every other recipe goes through
+    :func:`train.augment.training_dataset` (augmentation, background replacement and outlier
+    exposure as the settings ask). The saved model is exactly the notebook's network either way.
     """
     import keras
     import tensorflow as tf
 
-    x = to_model_input(train.x)
-    y = keras.utils.to_categorical(train.y, NUM_CLASSES)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-        len(x), seed=settings.seed, reshuffle_each_iteration=True
-    )
-    ds = ds.batch(settings.batch_size)
-    if settings.augment:
-        augment = keras.Sequential(
-            [
-                keras.layers.RandomFlip("horizontal", seed=settings.seed),
-                keras.layers.RandomTranslation(
-                    settings.shift, settings.shift, fill_mode="nearest", seed=settings.seed
-                ),
-            ]
+    if not s.augment:
+        x, y = to_model_input(train.x), keras.utils.to_categorical(train.y, NUM_CLASSES)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+            len(x), seed=s.seed, reshuffle_each_iteration=True
         )
-        ds = ds.map(lambda xb, yb: (augment(xb, training=True), yb))
-    return ds.prefetch(2)
+        return data.batch(s.batch_size).repeat().prefetch(2), -(-len(x) // s.batch_size)
+    from train import augment
+    from train import backgrounds as bg
+
+    need_masks = s.background_p > 0 or s.outliers > 0
+    masks = (
+        bg.hand_masks(train.x, cache=True) if need_masks else np.ones(train.x.shape[:3], np.uint8)
+    )
+    bank = (
+        bg.backgrounds(s.background_bank, seed=s.seed, split="train", walls=(train.x, masks))
+        if need_masks
+        else np.zeros((1, 64, 64, 3), np.uint8)
+    )
+    return augment.training_dataset(train.x, train.y, masks, bank, s, s.epochs)
 
 
 def _evaluate(model, split: Split) -> dict:
+    return _evaluate_xy(model, split.x, split.y)
+
+
+def _evaluate_xy(model, x: np.ndarray, y: np.ndarray) -> dict:
     import keras
 
     loss, acc = model.evaluate(
-        to_model_input(split.x),
-        keras.utils.to_categorical(split.y, NUM_CLASSES),
-        verbose=0,
-        batch_size=256,
+        to_model_input(x), keras.utils.to_categorical(y, NUM_CLASSES), verbose=0, batch_size=256
     )
-    return {"loss": round(float(loss), 6), "accuracy": round(float(acc), 6), "n": len(split)}
+    return {"loss": round(float(loss), 6), "accuracy": round(float(acc), 6), "n": len(x)}
 
 
 def _config(settings: TrainSettings, ds: Dataset, train: Split, val: Split) -> dict:
@@ -222,11 +239,17 @@ def _summary(model) -> str:
 
 def _print_table(metrics: dict) -> None:
     print()
-    print(f"{'split':<6} {'n':>5} {'loss':>8} {'accuracy':>9}")
-    for name in ("train", "val", "test"):
+    print(f"{'split':<11} {'n':>5} {'loss':>8} {'accuracy':>9}")
+    for name in ("train", "val", "val_shifted", "test"):
         m = metrics[name]
-        print(f"{name:<6} {m['n']:>5} {m['loss']:>8.4f} {m['accuracy']:>9.4f}")
+        print(f"{name:<11} {m['n']:>5} {m['loss']:>8.4f} {m['accuracy']:>9.4f}")
     print(
         f"best epoch {metrics['best_epoch']}/{metrics['epochs']} (validation accuracy), "
         f"fit {metrics['fit_seconds']:.1f} s, {metrics['params']:,} parameters"
+    )
+    c = metrics["min_confidence"]["chosen"]
+    print(
+        f'calibrated min-confidence {c["min_confidence"]:.2f}: "no sign" on '
+        f"{c['empty_no_sign']:.1%} of held-out empty scenes, {c['hands_correct_shown']:.1%} of "
+        "validation hands shown and right"
     )
