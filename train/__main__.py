@@ -56,11 +56,23 @@ def main(argv: list[str] | None = None) -> None:
         choices=(0, 1, 2),
         help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch",
     )
+    p.add_argument(
+        *flag("fine-tune"),
+        type=str,
+        default=None,
+        metavar="DIR",
+        help="fine-tune --init on the samples in DIR/<label>/ instead of training from scratch "
+        "(--out then defaults to artifacts/fine-tuned)",
+    )
+    p.add_argument("--init", type=str, default=d.init, help="base model for --fine-tune")
+    p.add_argument(
+        *flag("fine-tune-epochs"), type=int, default=d.fine_tune_epochs, help="fine-tune epochs"
+    )
     a = p.parse_args(argv)
     settings = TrainSettings(
         data=a.data, out=a.out, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
         activation_index=a.activation_index, augment=not a.no_augment, plots=not a.no_plots,
-        verbose=a.verbose,
+        verbose=a.verbose, fine_tune=a.fine_tune, init=a.init, fine_tune_epochs=a.fine_tune_epochs,
     )  # fmt: skip
     run_cli(lambda: run(settings))
 

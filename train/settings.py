@@ -25,6 +25,14 @@ class TrainSettings:
     activation_index: int = 0  # which test image the activation maps show
     plots: bool = True  # write the PNG plots (curves, predictions, confusion, activations)
     verbose: int = 1  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    # Fine-tuning (train/finetune.py): set fine_tune to a folder of the user's samples
+    # (<label>/<image>) to adapt the `init` model instead of training from scratch.
+    fine_tune: str | None = None
+    init: str = "artifacts/model.keras"  # the base model; read only, never overwritten
+    fine_tune_epochs: int = 10
+    fine_tune_learning_rate: float = 0.0003
+    fine_tune_user_share: float = 0.5  # fraction of each epoch's images that are user samples
+    fine_tune_holdout: float = 0.2  # of each class's samples, held out to choose the epoch
 
     def to_dict(self) -> dict:
         d = asdict(self)
