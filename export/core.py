@@ -114,6 +114,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     _check_model_file(model_path)
     ds = load_dataset(settings.data)
     test, calibration = _splits(ds, formats, settings)
+    calibration, provenance = _add_user_samples(model_path, calibration)
     out = Path(settings.out)
     _check_out_dir(out)
     model = _load_keras(model_path)  # the slow part (TensorFlow), after the cheap checks
@@ -151,9 +152,9 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     report = ExportReport(out, keras_acc, len(test), results, time.perf_counter() - t_start)
     print()
     print(format_table(report))
-    write_json(
-        out / MANIFEST, _manifest(report, settings, model_path, labels, ds, test, calibration)
-    )
+    manifest = _manifest(report, settings, model_path, labels, ds, test, calibration)
+    manifest["provenance"] = provenance
+    write_json(out / MANIFEST, manifest)
     print(f"\nwrote {out}/ ({len(results)} files + {MANIFEST}) in {report.seconds:.1f} s")
     if not report.passed:
         names = ", ".join(f"{r.format} ({r.status}: {r.reason})" for r in report.failures)
@@ -233,6 +234,34 @@ def _splits(
             _, idx = stratified_split(ds.train.y, n, settings.calibration_seed)
             calibration = ds.train.subset(idx)
     return ds.test, calibration
+
+
+def _add_user_samples(model_path: Path, calibration: Split | None) -> tuple[Split | None, dict]:
+    """Calibrate a fine-tuned model on its user's samples too (found via its config.json).
+
+    Int8 ranges fitted to SIGNS alone could clip the user's own pictures (another camera,
+    background, light): the pictures the model will actually see.
+    """
+    from train.finetune import user_calibration
+
+    samples, provenance = user_calibration(model_path)
+    if provenance is None:
+        return calibration, {"fine_tuned": False}
+    if samples is None:
+        print(
+            f"warning: {provenance['samples']}, the samples {model_path} was fine-tuned on, "
+            "cannot be read; int8 calibration uses SIGNS images only"
+        )
+        provenance["calibration_samples"] = 0
+    elif calibration is not None:
+        provenance["calibration_samples"] = len(samples)
+        calibration = Split(
+            np.concatenate([calibration.x, samples.x]),
+            np.concatenate([calibration.y, samples.y]),
+            calibration.names + [f"user:{n}" for n in samples.names],
+        )
+        print(f"calibration: + {len(samples)} user samples from {provenance['samples']}")
+    return calibration, provenance
 
 
 def _check_out_dir(out: Path) -> None:
