@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from runtime.dataset import Split
 from runtime.errors import DataError, ModelError, SignsError
 from tests.helpers import assert_user_error, run_module
-from train.finetune import MIN_SAMPLES, hold_out, load_samples
+from train.finetune import MIN_SAMPLES, burst_of, few_bursts, hold_out, load_samples
 from train.settings import TrainSettings
 
 BACKGROUND = (40, 110, 200)  # RGB: a blue wall, far from SIGNS's light grey one
@@ -37,7 +38,8 @@ def write_captures(folder: Path, images: np.ndarray, labels: np.ndarray, side: i
     for n, (img, label) in enumerate(zip(images, labels, strict=True)):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
         big = cv2.resize(img, (side, side), interpolation=cv2.INTER_CUBIC)
-        path = folder / str(label) / f"20260101-120000_{n:03d}.jpg"
+        # One burst per image: they are distinct pictures, not near-copies of one another.
+        path = folder / str(label) / f"20260101-120000-{n:03d}_000.jpg"
         assert cv2.imwrite(str(path), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
     return folder
 
@@ -137,6 +139,20 @@ def test_hold_out_counts(n, held):
     tr, val = hold_out(y, 0.2, seed=1)
     assert np.bincount(y[val], minlength=6).tolist() == [held] * 6
     assert sorted(np.concatenate([tr, val]).tolist()) == list(range(len(y)))
+
+
+def test_hold_out_keeps_bursts_whole():
+    names = [f"0/20260101-1200{b:02d}-000_{i:03d}.jpg" for b in range(3) for i in range(5)]
+    names += [f"1/20260101-130000-000_{i:03d}.jpg" for i in range(10)]  # one burst only
+    y = np.array([0] * 15 + [1] * 10)
+    groups = [burst_of(n) for n in names]
+    _, val = hold_out(y, 0.2, seed=1, groups=groups)
+    held0 = [groups[i] for i in val if y[i] == 0]
+    assert len(held0) == 5 and len(set(held0)) == 1  # one whole burst of three
+    assert sum(y[val] == 1) == 2  # one burst: frames, as without bursts
+    assert burst_of("3/IMG_1118.jpg") == "3/IMG_1118.jpg"
+    samples = Split(np.zeros((25, 64, 64, 3), np.uint8), y, names)
+    assert few_bursts(samples) == [1]
 
 
 def test_hold_out_is_seeded():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from train.settings import TrainSettings
 
 DEFAULT_OUT = Path("artifacts") / "fine-tuned"  # used when --out is left at python -m train's
 MIN_SAMPLES = 3  # some class needs this many: one to hold out, two to learn from
+MIN_BURSTS = 3  # a class held out by whole bursts needs this many (else by frames)
+BURST_NAME = re.compile(r"(\d{8}-\d{6}(?:-\d+)?)_\d+")  # runtime.capture's <stamp>_<n>
 FORGETTING_LIMIT_PP = 2.0  # SIGNS test points fine-tuning may lose before the summary warns
 
 
@@ -81,22 +84,54 @@ def check_counts(root: Path, y: np.ndarray) -> tuple[list[int], list[int]]:
     return counts, [c for c, n in enumerate(counts) if n == 0]
 
 
-def hold_out(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def burst_of(name: str) -> str:
+    """The burst a sample belongs to: ``<label>/<stamp>`` for a capture named
+    ``<stamp>_<n>.jpg`` (``runtime.capture``: one stamp per burst), else the file itself."""
+    path = Path(name)
+    m = BURST_NAME.fullmatch(path.stem)
+    return f"{path.parent.as_posix()}/{m.group(1)}" if m else path.as_posix()
+
+
+def hold_out(
+    y: np.ndarray, fraction: float, seed: int, groups: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-class split of the user's samples: (train indices, held-out indices), both sorted.
 
-    A class with n >= 2 samples holds out round(fraction * n), at least 1 and at most n - 1, so
-    every such class is both learned and checked; a single sample is only learned from.
+    A class with n >= 2 samples holds out about round(fraction * n), at least 1 and at most
+    n - 1, so every such class is both learned and checked; a single sample is only learned
+    from. Frames of one burst are near-copies, so a held-out frame whose burst siblings are
+    trained on would flatter the check: a class with at least ``MIN_BURSTS`` bursts (``groups``)
+    holds out whole bursts, in seeded order, until it reaches its share.
     """
     rng = np.random.default_rng(seed)
+    groups = groups if groups is not None else [str(i) for i in range(len(y))]
     held = []
     for c in range(NUM_CLASSES):
         idx = np.flatnonzero(y == c)
         n = len(idx)
         k = 0 if n < 2 else min(n - 1, max(1, int(np.floor(fraction * n + 0.5))))
-        held.append(rng.permutation(idx)[:k])
+        bursts = sorted({groups[i] for i in idx})
+        if len(bursts) < MIN_BURSTS:
+            held.append(rng.permutation(idx)[:k])
+            continue
+        taken: list[int] = []
+        for b in rng.permutation(len(bursts))[:-1]:  # never every burst
+            if len(taken) >= k:
+                break
+            taken += [i for i in idx if groups[i] == bursts[b]]
+        held.append(np.asarray(taken, dtype=np.int64))
     mask = np.zeros(len(y), dtype=bool)
     mask[np.concatenate(held).astype(np.int64)] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def few_bursts(samples: Split) -> list[int]:
+    """Classes recorded as captures (``<stamp>_<n>`` names) in fewer than MIN_BURSTS bursts."""
+    found: dict[int, set[str]] = {}
+    for name, label in zip(samples.names, samples.y.tolist(), strict=True):
+        if BURST_NAME.fullmatch(Path(name).stem):
+            found.setdefault(label, set()).add(burst_of(name))
+    return sorted(c for c, b in found.items() if len(b) < MIN_BURSTS)
 
 
 def repeats(n_signs: int, n_user: int, share: float) -> int:
@@ -151,6 +186,13 @@ def run(settings: TrainSettings) -> dict:
             f"warning: no samples of class {', '.join(map(str, missing))} in {root}; "
             "SIGNS training data still covers it, but the model is not adapted to your hand there"
         )
+    few = few_bursts(samples)
+    if few:
+        print(
+            f"note: class {', '.join(map(str, few))} has fewer than {MIN_BURSTS} bursts, so its "
+            "held-out frames are near-copies of trained ones and its held-out accuracy flatters; "
+            f"record {MIN_BURSTS} or more bursts per class, each in another position or light"
+        )
     import keras
 
     t0 = time.perf_counter()
@@ -158,7 +200,9 @@ def run(settings: TrainSettings) -> dict:
     # The base run's split (same seed): its validation images stay unseen here too.
     tr_idx, val_idx = signs_split(ds.train.y, settings.val_size, settings.seed)
     train, val, test = ds.train.subset(tr_idx), ds.train.subset(val_idx), ds.test
-    u_tr_idx, u_val_idx = hold_out(samples.y, settings.fine_tune_holdout, settings.seed)
+    u_tr_idx, u_val_idx = hold_out(
+        samples.y, settings.fine_tune_holdout, settings.seed, [burst_of(n) for n in samples.names]
+    )
     user_train, user_val = samples.subset(u_tr_idx), samples.subset(u_val_idx)
     k = repeats(len(train), len(user_train), settings.fine_tune_user_share)
     mixed = Split(
