@@ -36,7 +36,8 @@ class FinetuneBenchSettings:
     data: str | None = None  # SIGNS; None: $SIGNS_DATA, else ./data
     out: str = "artifacts/finetune-bench"  # work folders, models and results.json
     folds: int = 4  # people folds; each fold's people are held out once
-    sizes: str = "2,5,all"  # people (= samples per class) fine-tuned on, per fold
+    # People (= samples per class) fine-tuned on, per fold; 2 would be refused (MIN_SAMPLES).
+    sizes: str = "3,5,all"
     seed: int = 1
     all_people: bool = True  # also fine-tune on all 40 and score the SIGNS test
 
