@@ -12,7 +12,15 @@ import pytest
 from runtime.dataset import Split
 from runtime.errors import DataError, ModelError, SignsError
 from tests.helpers import assert_user_error, run_module
-from train.finetune import MIN_SAMPLES, burst_of, few_bursts, hold_out, load_samples
+from train.finetune import (
+    MIN_SAMPLES,
+    burst_of,
+    few_bursts,
+    hold_out,
+    load_samples,
+    summary,
+    user_calibration,
+)
 from train.settings import TrainSettings
 
 BACKGROUND = (40, 110, 200)  # RGB: a blue wall, far from SIGNS's light grey one
@@ -159,6 +167,38 @@ def test_hold_out_is_seeded():
     y = np.repeat(np.arange(6), 10)
     assert np.array_equal(hold_out(y, 0.2, 3)[1], hold_out(y, 0.2, 3)[1])
     assert not np.array_equal(hold_out(y, 0.2, 3)[1], hold_out(y, 0.2, 4)[1])
+
+
+def test_summary_warns_loudly_when_signs_is_forgotten():
+    acc = lambda a, n=10: {"accuracy": a, "n": n, "loss": 0.0}  # noqa: E731
+    ft = {
+        "before": {"user_val": acc(0.5), "user_all": acc(0.5), "signs_test": acc(0.95)},
+        "after": {"user_val": acc(0.9), "user_all": acc(0.9), "signs_test": acc(0.92)},
+        "signs_test_change_pp": -3.0, "forgetting_limit_pp": 2.0, "forgot": True,
+        "user_train": 8, "repeats": 120, "seconds": 30.0,
+    }  # fmt: skip
+    m = {"fine_tune": ft, "best_epoch": 3, "epochs": 10, "fit_seconds": 25.0, "train": acc(1, 960)}
+    warning = [ln for ln in summary(m).splitlines() if ln.startswith("WARNING:")]
+    assert len(warning) == 1 and "lost 3.0 points on the SIGNS test" in warning[0]
+    ft["forgot"], ft["signs_test_change_pp"] = False, -1.0
+    assert "WARNING" not in summary(m)
+
+
+def test_export_finds_the_samples_through_config(tmp_path):
+    folder = tiny_set(tmp_path / "caps", {c: 3 for c in range(6)})
+    model = tmp_path / "ft" / "model.keras"
+    model.parent.mkdir()
+    assert user_calibration(model) == (None, None)  # no config.json: not fine-tuned
+    (model.parent / "config.json").write_text(json.dumps({"settings": {}}))
+    assert user_calibration(model) == (None, None)  # a python -m train config
+    config = {"fine_tune": {"samples": str(folder), "base_model": "b", "counts": {"0": 3}}}
+    (model.parent / "config.json").write_text(json.dumps(config))
+    samples, prov = user_calibration(model)
+    assert len(samples) == 18 and prov["fine_tuned"] and prov["samples"] == str(folder)
+    config["fine_tune"]["samples"] = str(tmp_path / "gone")
+    (model.parent / "config.json").write_text(json.dumps(config))
+    samples, prov = user_calibration(model)
+    assert samples is None and prov["samples"] == str(tmp_path / "gone")
 
 
 # --- real fine-tunes ------------------------------------------------------------------------
