@@ -155,6 +155,7 @@ def run(settings: TrainSettings) -> dict:
         SignsError: bad samples, base model, data, settings or output directory; every check
             runs before anything is written.
     """
+    t0 = time.perf_counter()  # the cost figure covers loading too: what the user waits for
     from export.core import _check_model_file, _load_keras
     from train import core
 
@@ -195,7 +196,6 @@ def run(settings: TrainSettings) -> dict:
         )
     import keras
 
-    t0 = time.perf_counter()
     keras.utils.set_random_seed(settings.seed)
     # The base run's split (same seed): its validation images stay unseen here too.
     tr_idx, val_idx = signs_split(ds.train.y, settings.val_size, settings.seed)
@@ -268,7 +268,7 @@ def run(settings: TrainSettings) -> dict:
         model.save(tmp)
     write_json(out / "config.json", config)
     write_json(
-        out / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        out / "history.json", {key: [float(v) for v in vs] for key, vs in history.history.items()}
     )
     write_json(out / "metrics.json", metrics)
     write_text(out / "summary.txt", core._summary(model))
