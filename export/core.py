@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -250,7 +251,8 @@ def _add_user_samples(model_path: Path, calibration: Split | None) -> tuple[Spli
     if samples is None:
         print(
             f"warning: {provenance['samples']}, the samples {model_path} was fine-tuned on, "
-            "cannot be read; int8 calibration uses SIGNS images only"
+            "cannot be read; int8 calibration uses SIGNS images only",
+            file=sys.stderr,
         )
         provenance["calibration_samples"] = 0
     elif calibration is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -185,7 +186,8 @@ def run(settings: TrainSettings) -> dict:
     if missing:
         print(
             f"warning: no samples of class {', '.join(map(str, missing))} in {root}; "
-            "SIGNS training data still covers it, but the model is not adapted to your hand there"
+            "SIGNS training data still covers it, but the model is not adapted to your hand there",
+            file=sys.stderr,
         )
     few = few_bursts(samples)
     if few:
