@@ -92,6 +92,14 @@ def test_bad_samples_folder(tmp_path, make, needle):
     assert not (tmp_path / "out").exists()
 
 
+def test_bad_fine_tune_settings():
+    from runtime.errors import SettingError
+
+    for kw in ({"fine_tune_epochs": 0}, {"fine_tune_user_share": 1.0}, {"fine_tune_holdout": 0}):
+        with pytest.raises(SettingError):
+            TrainSettings(**kw)
+
+
 def test_unreadable_sample_is_named(tmp_path):
     folder = tiny_set(tmp_path / "caps", {c: 4 for c in range(6)})
     (folder / "2" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
@@ -121,6 +129,14 @@ def test_base_model_checks(tmp_path, signs_data):
     s.out = str(Path(s.init).parent)
     with pytest.raises(SignsError, match="would overwrite the base model"):
         run(s)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # imports TensorFlow to try the file
+def test_corrupt_base_model(tmp_path, signs_data):
+    from train import run
+
+    folder = tiny_set(tmp_path / "caps", {c: 3 for c in range(6)})
     s = settings(tmp_path, folder, data=str(signs_data))  # a .keras file that is not a model
     with pytest.raises(ModelError, match="not a readable Keras model"):
         run(s)
@@ -194,11 +210,11 @@ def test_export_finds_the_samples_through_config(tmp_path):
     config = {"fine_tune": {"samples": str(folder), "base_model": "b", "counts": {"0": 3}}}
     (model.parent / "config.json").write_text(json.dumps(config))
     samples, prov = user_calibration(model)
-    assert len(samples) == 18 and prov["fine_tuned"] and prov["samples"] == str(folder)
+    assert len(samples) == 18 and prov.fine_tuned and prov.samples == str(folder)
     config["fine_tune"]["samples"] = str(tmp_path / "gone")
     (model.parent / "config.json").write_text(json.dumps(config))
     samples, prov = user_calibration(model)
-    assert samples is None and prov["samples"] == str(tmp_path / "gone")
+    assert samples is None and prov.samples == str(tmp_path / "gone")
 
 
 # --- real fine-tunes ------------------------------------------------------------------------

@@ -15,16 +15,28 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runtime.dataset import IMAGE_SUFFIXES, NUM_CLASSES, Split, load_dataset, read_image
 from runtime.dataset import stratified_split as signs_split
 from runtime.errors import DataError, SignsError
-from runtime.fsutil import atomic_path, ensure_writable_dir, write_json, write_text
+from runtime.fsutil import (
+    atomic_path,
+    ensure_writable_dir,
+    removed_if_interrupted,
+    write_json,
+    write_text,
+)
 from runtime.preprocess import to_model_input
+from runtime.tfquiet import import_tensorflow
 from train.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from runtime.manifest import Provenance
 
 DEFAULT_OUT = Path("artifacts") / "fine-tuned"  # used when --out is left at python -m train's
 MIN_SAMPLES = 3  # some class needs this many: one to hold out, two to learn from
@@ -149,22 +161,27 @@ def output_dir(settings: TrainSettings) -> Path:
     return DEFAULT_OUT if settings.out == TrainSettings.out else Path(settings.out)
 
 
-def run(settings: TrainSettings) -> dict:
+def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
     """Fine-tune ``settings.init`` on ``settings.fine_tune``; write the artifacts, return metrics.
 
+    Args:
+        settings: the samples, the base model, the output folder and the fine-tune recipe.
+        callbacks: extra ``keras.callbacks.Callback`` objects for ``fit``.
+
     Raises:
-        SignsError: bad samples, base model, data, settings or output directory; every check
-            runs before anything is written.
+        SignsError: bad samples, base model, data or output directory; every check runs before
+            anything is written, and an ``out`` folder this call created is removed on failure.
     """
+    with removed_if_interrupted(output_dir(settings)):
+        return _run(settings, callbacks)
+
+
+def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     t0 = time.perf_counter()  # the cost figure covers loading too: what the user waits for
     from export.core import _check_model_file, _load_keras
     from train import core
 
     assert settings.fine_tune is not None
-    if settings.fine_tune_epochs < 1 or settings.batch_size < 1:
-        raise SignsError("--fine-tune-epochs and --batch-size must be at least 1")
-    if not 0.0 < settings.fine_tune_user_share < 1.0:
-        raise SignsError("--fine-tune-user-share must be between 0 and 1")
     init, out = Path(settings.init), output_dir(settings)
     _check_model_file(init)
     if (out / "model.keras").resolve() == init.resolve():
@@ -196,6 +213,7 @@ def run(settings: TrainSettings) -> dict:
             "held-out frames are near-copies of trained ones and its held-out accuracy flatters; "
             f"record {MIN_BURSTS} or more bursts per class, each in another position or light"
         )
+    import_tensorflow()  # before Keras: TensorFlow's start-up notices filtered
     import keras
 
     keras.utils.set_random_seed(settings.seed)
@@ -222,25 +240,34 @@ def run(settings: TrainSettings) -> dict:
         metrics=["accuracy"],
     )
     before = {name: core._evaluate(model, s) for name, s in evals.items()}
-    best = core._BestEpoch()  # keyed on val_accuracy: here the user's held-out samples
+    # The epoch kept is the best on the user's held-out samples (ties: the earlier), with
+    # Keras's own callback, as python -m train does on its validation split.
+    best = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy",
+        mode="max",
+        patience=settings.fine_tune_epochs,
+        restore_best_weights=True,
+    )
     t_fit = time.perf_counter()
     history = model.fit(
         core._training_data(mixed, settings),
-        validation_data=(to_model_input(user_val.x), keras.utils.to_categorical(user_val.y, 6)),
+        validation_data=(
+            to_model_input(user_val.x),
+            keras.utils.to_categorical(user_val.y, NUM_CLASSES),
+        ),
         epochs=settings.fine_tune_epochs,
         shuffle=False,
-        callbacks=[best],
+        callbacks=[best, *callbacks],
         verbose=settings.verbose,
     )
     fit_seconds = time.perf_counter() - t_fit
-    model.set_weights(best.weights)
     after = {name: core._evaluate(model, s) for name, s in evals.items()}
     change = (after["signs_test"]["accuracy"] - before["signs_test"]["accuracy"]) * 100.0
     metrics = {
         "params": model.count_params(),
         **{name: core._evaluate(model, s) for name, s in (("train", train), ("val", val))},
         "test": after["signs_test"],
-        "best_epoch": best.epoch + 1,
+        "best_epoch": best.best_epoch + 1,
         "epochs": settings.fine_tune_epochs,
         "fit_seconds": round(fit_seconds, 2),
         "fine_tune": {
@@ -306,12 +333,14 @@ def summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def user_calibration(model_path: Path) -> tuple[Split | None, dict | None]:
+def user_calibration(model_path: Path) -> tuple[Split | None, Provenance | None]:
     """The samples a fine-tuned model learned from, found through its config.json.
 
     Returns (samples, provenance): both None for a model that was not fine-tuned; samples None
     with provenance set when the folder has gone (the caller warns and calibrates without it).
     """
+    from runtime.manifest import Provenance
+
     try:
         config = json.loads((model_path.parent / "config.json").read_text())
     except (OSError, ValueError):
@@ -319,13 +348,13 @@ def user_calibration(model_path: Path) -> tuple[Split | None, dict | None]:
     info = config.get("fine_tune") if isinstance(config, dict) else None
     if not isinstance(info, dict) or not info.get("samples"):
         return None, None
-    provenance = {
-        "fine_tuned": True,
-        "base_model": info.get("base_model"),
-        "base_sha256": info.get("base_sha256"),
-        "samples": info["samples"],
-        "counts": info.get("counts"),
-    }
+    provenance = Provenance(
+        fine_tuned=True,
+        base_model=info.get("base_model"),
+        base_sha256=info.get("base_sha256"),
+        samples=str(info["samples"]),
+        counts=info.get("counts") or {},
+    )
     try:
         return load_samples(info["samples"]), provenance
     except DataError:
