@@ -13,7 +13,6 @@ Nothing here chooses a setting: the figures are reported, as the brief asks of o
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import time
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.cli import opt, run_command
 from runtime.dataset import IMAGE_SUFFIXES, NUM_CLASSES
-from runtime.errors import DataError, run_cli
+from runtime.errors import DataError
 
 PERSON_GAP = 4  # image numbers further apart than this start a new person (measured: 2 within,
 # at least 5 between: the camera's numbering skips a frame now and then)
@@ -31,15 +31,17 @@ PERSON_GAP = 4  # image numbers further apart than this start a new person (meas
 
 @dataclass
 class FinetuneBenchSettings:
-    hands: str = "../shared/other-hands"  # <label>/IMG_<n>.jpg, 40 people x 6 classes
-    init: str = "artifacts/model.keras"  # the base model (python -m train)
-    data: str | None = None  # SIGNS; None: $SIGNS_DATA, else ./data
-    out: str = "artifacts/finetune-bench"  # work folders, models and results.json
-    folds: int = 4  # people folds; each fold's people are held out once
-    # People (= samples per class) fine-tuned on, per fold; 2 would be refused (MIN_SAMPLES).
-    sizes: str = "3,5,all"
-    seed: int = 1
-    all_people: bool = True  # also fine-tune on all 40 and score the SIGNS test
+    hands: str = opt("../shared/other-hands", help="<label>/IMG_<n>.jpg, 40 people x 6 classes")
+    init: str = opt("artifacts/model.keras", help="the base model (python -m train)")
+    data: str | None = opt(None, help="SIGNS; when omitted, $SIGNS_DATA, else ./data")
+    out: str = opt("artifacts/finetune-bench", help="work folders, models and results.json")
+    folds: int = opt(4, help="people folds; each fold's people are held out once")
+    # 2 per class would be refused (MIN_SAMPLES).
+    sizes: str = opt(
+        "3,5,all", metavar="LIST", help="people (= samples per class) fine-tuned on, per fold"
+    )
+    seed: int = opt(1, help="seed of the folds and of the fine-tunes")
+    all_people: bool = opt(True, help="skip the fine-tune on all 40 people")
 
 
 def group_people(root: Path) -> list[list[tuple[Path, int]]]:
@@ -57,6 +59,8 @@ def group_people(root: Path) -> list[list[tuple[Path, int]]]:
         if m is None:
             raise DataError(f"{f}: no image number in the file name")
         items.append((int(m.group(1)), f, int(f.parent.name)))
+    if not items:
+        raise DataError(f"{root}: no photos in <label>/ subfolders")
     items.sort()
     people: list[list[tuple[int, Path, int]]] = []
     for item in items:
@@ -214,16 +218,9 @@ def report(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    d = FinetuneBenchSettings()
-    p = argparse.ArgumentParser(prog="python -m benchmarks.finetune", description=__doc__)
-    for name, value in asdict(d).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
-        else:
-            p.add_argument(flag, type=type(value) if value is not None else str, default=value)
-    settings = FinetuneBenchSettings(**vars(p.parse_args(argv)))
-    run_cli(lambda: run(settings))
+    run_command(
+        FinetuneBenchSettings, run, argv, prog="python -m benchmarks.finetune", description=__doc__
+    )
 
 
 if __name__ == "__main__":

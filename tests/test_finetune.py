@@ -306,3 +306,22 @@ def test_end_to_end_capture_fine_tune_export_evaluate(
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["n"] == 60 and result["accuracy"] >= 0.6, result
+
+
+def test_people_grouped_by_consecutive_numbers(tmp_path):
+    """other-hands' numbering: a person's six photos are consecutive, with a skipped number now
+    and then and not always in class order; people are further apart."""
+    from benchmarks.finetune import group_people
+
+    numbers = {0: [1118, 4040], 1: [1119, 4041], 2: [1120, 4042], 3: [1121, 4043]}
+    numbers |= {4: [1123, 4044], 5: [1124, 4039]}  # 1122 skipped; 4039 is class 5
+    for label, ns in numbers.items():
+        (tmp_path / str(label)).mkdir()
+        for n in ns:
+            (tmp_path / str(label) / f"IMG_{n}.jpg").write_bytes(b"")
+    people = group_people(tmp_path)
+    assert [sorted(lb for _, lb in p) for p in people] == [list(range(6))] * 2
+    assert {f.name for f, _ in people[1]} == {f"IMG_{n}.jpg" for n in range(4039, 4045)}
+    (tmp_path / "3" / "IMG_4043.jpg").rename(tmp_path / "3" / "IMG_4060.jpg")
+    with pytest.raises(DataError, match="not one photo per class"):
+        group_people(tmp_path)
