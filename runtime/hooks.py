@@ -29,6 +29,7 @@ class Action:
 
 QUIT = Action("quit")
 SAVE = Action("save")
+DONE = Action("done")  # a hook's job is finished and the run with it (a headless capture burst)
 
 
 @dataclass(slots=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runtime.cli import opt, run_command
-from runtime.errors import SettingError, SourceError
-from runtime.hooks import QUIT, FrameEvent, FrameHook
+from runtime.errors import SettingError, SignsError, SourceError
+from runtime.hooks import DONE, QUIT, FrameEvent, FrameHook
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, check_roi, check_smoothing
 from runtime.stats import (
     STAGES,
@@ -81,6 +81,21 @@ class WebcamSettings:
         None, metavar="CSV", help="CSV file: one row per frame, written atomically at exit"
     )
     save_dir: str = opt(".", help="where the s key saves frame-<index>.png")
+    serve: str | None = opt(
+        None,
+        metavar="[HOST:]PORT",
+        help="serve the live view on http://HOST:PORT/ (HOST defaults to 127.0.0.1; any other "
+        "address prints a URL with a random token)",
+    )
+    loop: bool = opt(False, help="replay the --source video or folder until stopped")
+    capture_dir: str = opt(
+        "captures", help="where capture bursts write <label>/<timestamp>_<n>.jpg"
+    )
+    capture_label: int | None = opt(
+        None, help="record one burst of this class (0-5), then stop (unless --serve)"
+    )
+    capture_count: int = opt(20, help="frames per capture burst (keys 0-5, --capture-label)")
+    capture_countdown: float = opt(3.0, help="seconds from a capture request to its first frame")
     retry_s: float = 1.0  # seconds a camera may go without a frame before the run ends
 
     def __post_init__(self) -> None:
@@ -97,6 +112,31 @@ class WebcamSettings:
         # A folder would only fail at exit, after the whole run (os.replace onto a directory).
         if self.log is not None and Path(self.log).is_dir():
             raise SettingError("log", self.log, "is a folder; give the path of a CSV file")
+        self._check_web()
+
+    def _check_web(self) -> None:
+        from runtime.capture import MAX_COUNT
+        from runtime.preprocess import NUM_CLASSES
+
+        if self.capture_label is not None and not 0 <= self.capture_label < NUM_CLASSES:
+            raise SettingError(
+                "capture_label", self.capture_label, f"must be a class 0-{NUM_CLASSES - 1}"
+            )
+        if not 1 <= self.capture_count <= MAX_COUNT:
+            raise SettingError("capture_count", self.capture_count, f"must be 1 to {MAX_COUNT}")
+        if self.capture_countdown < 0:
+            raise SettingError("capture_countdown", self.capture_countdown, "must be 0 or more s")
+        if self.loop and self.source is None:
+            raise SignsError("--loop: needs --source (a video file or image folder)")
+        if self.serve is not None:
+            from runtime.server import parse_serve
+
+            try:
+                parse_serve(self.serve)
+            except SignsError:
+                raise SettingError(
+                    "serve", self.serve, "expected [HOST:]PORT, e.g. 8000 or 0.0.0.0:8000"
+                ) from None
 
 
 def run(
@@ -154,7 +194,15 @@ def run(
     all_hooks.extend(hooks)
 
     if source is None:
-        source = open_source(settings.camera, settings.source, settings.retry_s)
+        if settings.loop:
+            from runtime.webview import loop_source
+
+            source = loop_source(
+                lambda: open_source(settings.camera, settings.source, settings.retry_s)
+            )
+        else:
+            source = open_source(settings.camera, settings.source, settings.retry_s)
+    capture_hook = _capture_and_serve(settings, info, backend, source, window, all_hooks)
     print(f"model: {info.describe()}", flush=True)
     shortcut = " (exact uint8 - 128 shortcut)" if uint8_shortcut(backend.input) else ""
     print(
@@ -205,7 +253,7 @@ def run(
                         first_frame_s = time.perf_counter() - t_start
                 t_last = t3
                 event = FrameEvent(index, frame, res, capture, (t3 - t2) / 1e6, (t3 - t0) / 1e6)
-                _record(hists, event)
+                record_event(hists, event)
                 for hook in all_hooks:
                     action = hook.on_frame(event)
                     if action is not None:
@@ -217,6 +265,9 @@ def run(
                             hook.on_action(action, event)
                 if QUIT in actions:
                     ended = "quit (q/ESC)"
+                    break
+                if DONE in actions:
+                    ended = "capture done"
                     break
             else:
                 ended = f"--max-frames {settings.max_frames}"
@@ -244,10 +295,43 @@ def run(
     if failure is not None:
         failure.summary = summary
         raise failure
+    capture_hook.check()
     return summary
 
 
-def _record(hists: dict[str, LatencyHistogram], e: FrameEvent) -> None:
+def _capture_and_serve(settings, info, backend, source, window, all_hooks: list[FrameHook]):
+    """Capture (keys 0-5, --capture-label, the page) and --serve, as hooks of this run."""
+    from runtime.capture import CaptureHook, Capturer
+    from runtime.replay import media_clock
+
+    capturer = Capturer(settings.capture_dir, settings.capture_countdown)
+    if settings.capture_label is not None:
+        capturer.start(settings.capture_label, settings.capture_count)
+    capture = CaptureHook(
+        capturer,
+        media_clock(source),
+        mirror=settings.mirror,
+        burst=settings.capture_count,
+        stop_when_done=settings.capture_label is not None and settings.serve is None,
+    )
+    all_hooks.append(capture)
+    if window is not None:
+        window.status = lambda: capturer.status().lines()
+    if settings.serve is not None:
+        from runtime.server import parse_serve
+        from runtime.webview import WebHook, model_facts
+
+        host, port = parse_serve(settings.serve)
+        all_hooks.append(
+            WebHook(
+                host, port, info.labels, model_facts(info, backend, settings.threads), capturer,
+                source, mirror=settings.mirror, pace=window is None,
+            )
+        )  # fmt: skip
+    return capture
+
+
+def record_event(hists: dict[str, LatencyHistogram], e: FrameEvent) -> None:
     times = e.result.times
     hists["capture"].add(e.capture_ms)
     hists["preprocess"].add(times["preprocess"])

@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,15 @@ from runtime.hooks import QUIT, SAVE, Action, FrameEvent, FrameHook
 
 # Key code -> action. Extend this table (e.g. digits for a labelled capture) rather than the loop.
 KEYS: dict[int, Action] = {ord("q"): QUIT, ord("Q"): QUIT, 27: QUIT, ord("s"): SAVE, ord("S"): SAVE}
+KEYS.update(
+    {ord(str(n)): Action("record", n) for n in range(6)}
+)  # capture bursts (runtime.capture)
 
 
 class Window:
     """Draws each frame and polls the keyboard; :meth:`show` returns the actions asked for."""
 
-    TITLE = "signs-edge (q/ESC quit, s save)"
+    TITLE = "signs-edge (q/ESC quit, s save, 0-5 capture)"
 
     def __init__(self, labels: list[str], mirror: bool = False) -> None:
         import cv2
@@ -35,6 +39,8 @@ class Window:
         self.labels = labels
         self.mirror = mirror
         self.keys = dict(KEYS)
+        # Lines drawn along the bottom (the capture countdown and counts), set by the loop.
+        self.status: Callable[[], list[str]] | None = None
         self._fps = 0.0
         self._last = None
         self._period = None
@@ -105,6 +111,12 @@ class Window:
         cv2.rectangle(view, (0, 0), (w - 1, 46), (0, 0, 0), -1)
         for i, line in enumerate(lines):
             cv2.putText(view, line, (8, 18 + 20 * i), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        if self.status is not None:
+            bottom = self.status()
+            cv2.rectangle(view, (0, h - 8 - 20 * len(bottom)), (w - 1, h - 1), (0, 0, 0), -1)
+            for i, line in enumerate(reversed(bottom)):
+                y = h - 10 - 20 * i
+                cv2.putText(view, line, (8, y), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
         return view
 
     def _poll(self) -> list[Action]:
