@@ -276,13 +276,43 @@ def test_fine_tune_learns_the_shift_and_keeps_signs(
     }
 
 
+def capture_video(path: Path, images: np.ndarray, frames_each: int = 3) -> Path:
+    """An MJPG video, 30 fps, showing each RGB image in the webcam's default ROI for 0.1 s."""
+    from tests.web_helpers import ROI
+
+    x, y, side = ROI
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    assert writer.isOpened()
+    for img in [*images, images[-1]]:  # one spare: the last sample is not at the last frame
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        big = cv2.resize(img, (side, side), interpolation=cv2.INTER_CUBIC)
+        frame[y : y + side, x : x + side] = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
+        for _ in range(frames_each):
+            writer.write(frame)
+    writer.release()
+    return path
+
+
 @pytest.mark.slow
 def test_end_to_end_capture_fine_tune_export_evaluate(
     trained_dir, signs_data, shifted_sets, tmp_path
 ):
-    """The commands a user runs, as subprocesses: fine-tune, export --int8, runtime.evaluate."""
-    captures, _ = shifted_sets
-    ft, exp = tmp_path / "ft", tmp_path / "export"
+    """The commands a user runs, as subprocesses: headless capture of each class from a video,
+    fine-tune, export --int8, runtime.evaluate on the captures."""
+    from runtime.dataset import load_dataset
+    from tests.web_helpers import tiny_colour_model
+
+    user = load_dataset(shifted_sets[0]).evaluation_split()  # 10 shifted images per class
+    captures, ft, exp = tmp_path / "captures", tmp_path / "ft", tmp_path / "export"
+    camera_model = tiny_colour_model(tmp_path / "tiny.onnx")  # capture needs no real model
+    for c in range(6):
+        video = capture_video(tmp_path / f"class{c}.avi", user.x[user.y == c])
+        proc = run_module(
+            "runtime.webcam", "--model", str(camera_model), "--source", str(video), "--headless",
+            "--capture-label", str(c), "--capture-count", "10", "--capture-countdown", "0",
+            "--capture-dir", str(captures), timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
     env = {"SIGNS_DATA": str(signs_data)}
     proc = run_module(
         "train", "--fine-tune", str(captures), "--init", str(trained_dir / "model.keras"),
@@ -290,6 +320,7 @@ def test_end_to_end_capture_fine_tune_export_evaluate(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "user held-out" in proc.stdout and "SIGNS test" in proc.stdout
+    assert "fewer than 3 bursts" in proc.stdout  # one burst per class: the check flatters
     proc = run_module(
         "export", "--int8", "--model", str(ft / "model.keras"), "--out", str(exp), env=env
     )
