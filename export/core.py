@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from runtime.manifest import (
     KerasModel,
     Manifest,
     ModelEntry,
+    Provenance,
     Status,
     Validation,
 )
@@ -92,6 +94,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     _check_model_file(model_path)
     ds = load_dataset(settings.data)
     test, calibration = _splits(ds, formats, settings)
+    calibration, provenance = _add_user_samples(model_path, calibration)
     out = check_output_dir(settings.out)
     # The slow part (TensorFlow), after the cheap checks.
     model = _load_keras(model_path, settings.verbose)
@@ -130,6 +133,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     print()
     print(format_table(report))
     manifest = _manifest(report, settings, model_path, labels, ds, test, calibration)
+    manifest = dataclasses.replace(manifest, provenance=provenance)
     write_text(manifest.path, manifest.to_json())
     written = sum(1 for r in results if r.status is not Status.EXPORT_FAILED)
     print(f"\nwrote {out}/ ({written} model files + {MANIFEST}) in {report.seconds:.1f} s")
@@ -213,6 +217,36 @@ def _splits(
             _, idx = stratified_split(ds.train.y, n, settings.calibration_seed)
             calibration = ds.train.subset(idx)
     return ds.test, calibration
+
+
+def _add_user_samples(
+    model_path: Path, calibration: Split | None
+) -> tuple[Split | None, Provenance]:
+    """Calibrate a fine-tuned model on its user's samples too (found via its config.json).
+
+    Int8 ranges fitted to SIGNS alone could clip the user's own pictures (another camera,
+    background, light): the pictures the model will actually see.
+    """
+    from train.finetune import user_calibration
+
+    samples, provenance = user_calibration(model_path)
+    if provenance is None:
+        return calibration, Provenance()
+    if samples is None:
+        print(
+            f"warning: {provenance.samples}, the samples {model_path} was fine-tuned on, "
+            "cannot be read; int8 calibration uses SIGNS images only",
+            file=sys.stderr,
+        )
+    elif calibration is not None:
+        provenance = dataclasses.replace(provenance, calibration_samples=len(samples))
+        calibration = Split(
+            np.concatenate([calibration.x, samples.x]),
+            np.concatenate([calibration.y, samples.y]),
+            calibration.names + [f"user:{n}" for n in samples.names],
+        )
+        print(f"calibration: + {len(samples)} user samples from {provenance.samples}")
+    return calibration, provenance
 
 
 def _labels(model_path: Path, ds: Dataset) -> list[str]:

@@ -15,6 +15,7 @@ Schema (``schema_version`` :data:`SCHEMA_VERSION`); every key is a field of the 
 - ``calibration``: :class:`Calibration` or null (no int8 format exported).
 - ``models``: list of :class:`ModelEntry`, one per requested format, export-failed ones included
   (``path`` relative to the manifest; the file may be missing then).
+- ``provenance``: :class:`Provenance`, where the Keras model came from (fine-tuned or not).
 - ``versions``, ``settings``: free-form records of the export run (informational).
 
 Compatibility: a reader ignores keys it does not know, and a key missing from the file takes the
@@ -119,6 +120,18 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Where the Keras model came from: ``python -m train``, or ``--fine-tune`` of a base model."""
+
+    fine_tuned: bool = False
+    base_model: str | None = None  # absolute path of the model it was fine-tuned from
+    base_sha256: str | None = None
+    samples: str | None = None  # absolute path of the user's sample folder
+    counts: dict = field(default_factory=dict)  # samples per class: {"0": n, ...}
+    calibration_samples: int = 0  # how many of them joined the int8 calibration
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The whole ``manifest.json``; ``path`` is where it lives (not written into it)."""
 
@@ -131,6 +144,7 @@ class Manifest:
     keras: KerasModel = field(default_factory=KerasModel)
     validation: Validation = field(default_factory=Validation)
     calibration: Calibration | None = None
+    provenance: Provenance = field(default_factory=Provenance)
     versions: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 

@@ -73,7 +73,7 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     if params != EXPECTED_PARAMS:
         raise AssertionError(f"model has {params} parameters, expected {EXPECTED_PARAMS}")
     t_prep = time.perf_counter()
-    data, steps = _training_data(train, s)
+    data, steps = _training_data(train, s, s.epochs)
     val_x, val_y = calibrate.shifted_validation(val.x, val.y, s.val_shifts, s.seed)
     prep_seconds = time.perf_counter() - t_prep
     lr = s.learning_rate
@@ -142,35 +142,40 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     return metrics
 
 
-def _training_data(train: Split, s: TrainSettings):
-    """The training pipeline and its steps per epoch.
+def _training_data(
+    train: Split, s: TrainSettings, epochs: int, user: Split | None = None, repeats: int = 1
+):
+    """The training pipeline for ``epochs`` epochs, and its steps per epoch.
 
     The notebook recipe feeds the plain images; every other recipe goes through
     :func:`train.augment.training_dataset` (augmentation, background replacement and outlier
-    exposure as the settings ask). The saved model is exactly the notebook's network either way.
+    exposure as the settings ask). A fine-tune adds the ``user``'s samples, ``repeats`` times
+    each, with all-ones masks: their backgrounds are the user's own and are never replaced. The
+    saved model is exactly the notebook's network either way.
     """
     import keras
     import tensorflow as tf
 
+    x, y = train.x, train.y
+    if user is not None:
+        x = np.concatenate([x, np.repeat(user.x, repeats, axis=0)])
+        y = np.concatenate([y, np.repeat(user.y, repeats)])
     if not s.augment:
-        x, y = to_model_input(train.x), keras.utils.to_categorical(train.y, NUM_CLASSES)
-        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            len(x), seed=s.seed, reshuffle_each_iteration=True
-        )
+        data = tf.data.Dataset.from_tensor_slices(
+            (to_model_input(x), keras.utils.to_categorical(y, NUM_CLASSES))
+        ).shuffle(len(x), seed=s.seed, reshuffle_each_iteration=True)
         return data.batch(s.batch_size).repeat().prefetch(2), -(-len(x) // s.batch_size)
     from train import augment
     from train import backgrounds as bg
 
-    need_masks = s.background_p > 0 or s.outliers > 0
-    masks = (
-        bg.hand_masks(train.x, cache=True) if need_masks else np.ones(train.x.shape[:3], np.uint8)
-    )
-    bank = (
-        bg.backgrounds(s.background_bank, seed=s.seed, split="train", walls=(train.x, masks))
-        if need_masks
-        else np.zeros((1, 64, 64, 3), np.uint8)
-    )
-    return augment.training_dataset(train.x, train.y, masks, bank, s, s.epochs)
+    if s.background_p > 0 or s.outliers > 0:
+        masks = bg.hand_masks(train.x, cache=True)  # SIGNS walls: the same masks as the base run
+        bank = bg.backgrounds(s.background_bank, seed=s.seed, split="train", walls=(train.x, masks))
+    else:
+        masks = np.ones(train.x.shape[:3], np.uint8)
+        bank = np.zeros((1, *INPUT_SHAPE), np.uint8)
+    masks = np.concatenate([masks, np.ones((len(x) - len(masks), *masks.shape[1:]), np.uint8)])
+    return augment.training_dataset(x, y, masks, bank, s, epochs)
 
 
 def _evaluate(model, split: Split) -> dict:

@@ -81,6 +81,25 @@ class TrainSettings:
         1, choices=(0, 1, 2), help="Keras progress: 0 silent, 1 progress bar, 2 one line per epoch"
     )
 
+    # Fine-tuning (train/finetune.py): a folder of the user's samples adapts `init` instead of
+    # training from scratch.
+    fine_tune: str | None = opt(
+        None,
+        metavar="DIR",
+        help="fine-tune --init on the samples in DIR/<label>/ instead of training from scratch "
+        "(--out then defaults to artifacts/fine-tuned)",
+    )
+    init: str = opt("artifacts/model.keras", help="base model for --fine-tune (never modified)")
+    fine_tune_epochs: int = opt(10, help="fine-tune epochs")
+    # A third of the base recipe's rate: large steps would undo what the base model learned.
+    fine_tune_learning_rate: float = opt(0.0003, help="fine-tune Adam learning rate")
+    fine_tune_user_share: float = opt(
+        0.5, help="fraction of each fine-tune epoch's images that are user samples (repeated)"
+    )
+    fine_tune_holdout: float = opt(
+        0.2, help="fraction of each class's samples held out to choose the fine-tune epoch"
+    )
+
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise SettingError("recipe", self.recipe, f"expected one of {', '.join(RECIPES)}")
@@ -98,6 +117,11 @@ class TrainSettings:
             raise SettingError("shift", self.shift, "must be in [0, 0.5)")
         if self.background_p is not None and not 0 <= self.background_p <= 1:
             raise SettingError("background_p", self.background_p, "must be in [0, 1]")
+        if self.fine_tune_epochs < 1:
+            raise SettingError("fine_tune_epochs", self.fine_tune_epochs, "must be at least 1")
+        for name in ("fine_tune_user_share", "fine_tune_holdout"):
+            if not 0 < getattr(self, name) < 1:
+                raise SettingError(name, getattr(self, name), "must be between 0 and 1")
         r = self.resolved()
         if r.outliers >= r.batch_size:
             raise SettingError("outliers", r.outliers, f"must be below batch_size {r.batch_size}")
