@@ -1,0 +1,67 @@
+"""python -m benchmarks.scenes {make,report}: the synthetic-scene bench (no camera needed)."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks.scenes import DEFAULT_OUT
+from runtime.cli import flag
+from runtime.errors import run_cli
+from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.scenes", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    m = sub.add_parser(
+        "make", help="write a scene folder (PNG frames + labels.csv)", formatter_class=fmt
+    )
+    m.add_argument("--out", required=True, help="folder to write (replaced if it holds scenes)")
+    m.add_argument("--seed", type=int, default=1, help="same seed, same scenes")
+    m.add_argument("--count", type=int, default=300, help="number of 640x480 frames")
+    m.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="test: SIGNS test hands (+ other-hands) on the test backgrounds; val: validation "
+        "hands on the val backgrounds (for choosing search settings)",
+    )
+    m.add_argument("--empty", type=float, default=0.3, help="fraction of hand-free scenes")
+    m.add_argument("--data", default=None, help="SIGNS data; None: $SIGNS_DATA, else ./data")
+    m.add_argument(
+        *flag("other-hands"),
+        default=None,
+        help="other-hands folder to add to test scenes (e.g. ../shared/other-hands)",
+    )
+
+    r = sub.add_parser("report", help="score models on a scene folder", formatter_class=fmt)
+    r.add_argument("--scenes", required=True, help="scene folder from `make`")
+    r.add_argument(
+        "--models",
+        nargs="+",
+        default=["artifacts/export"],
+        help="export folders (their --format file) or model files",
+    )
+    r.add_argument("--format", default="tflite-int8", help="which file of an export folder")
+    r.add_argument(*flag("min-confidence"), type=float, default=DEFAULT_MIN_CONFIDENCE)
+    r.add_argument("--out", default=DEFAULT_OUT, help="folder for results.json / results.md")
+    a = p.parse_args(argv)
+
+    if a.command == "make":
+        from benchmarks.scenes.make import make_scenes
+
+        def go() -> None:
+            out = make_scenes(a.out, a.seed, a.count, a.split, a.empty, a.data, a.other_hands)
+            print(f"wrote {a.count} scenes to {out}")
+
+        run_cli(go)
+    else:
+        from benchmarks.scenes.report import run_report
+
+        run_cli(lambda: run_report(a.models, a.scenes, a.out, a.min_confidence, a.format))
+
+
+if __name__ == "__main__":
+    main()

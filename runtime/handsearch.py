@@ -1,0 +1,194 @@
+"""Find the hand anywhere in the frame by scanning it with the classifier itself.
+
+No detector model and no new dependency: the frame is shrunk once per scale so that a window of
+``side`` frame pixels becomes 64x64, every window on a grid (stride a quarter of a window) is
+cut as a view, and all windows of a frame go through the backend as one batch.
+
+The maximum over ~100 windows inflates confidence (on a hand-free frame *some* window looks like
+a sign), so a window's score is not its own top probability but the agreement of its
+neighbourhood: the class probabilities are averaged over the 3x3 windows around it (same scale),
+and the score is the largest averaged probability. A real hand lights up several overlapping
+windows with the same class; a background spike is usually alone. A frame shows a sign only
+when the best score reaches ``threshold``, chosen on the *val* scenes (validation hands on the
+val background images; ``python -m benchmarks.scenes calibrate``), never on the test scenes.
+
+Across frames, the box is smoothed (an exponential moving average of its centre and side while
+the hand stays near it) and kept with hysteresis: once found, a window near the previous box
+needs only ``keep`` (< ``threshold``) to hold it, so the box does not flicker at the threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from runtime.backends import Backend
+from runtime.preprocess import IMAGE_SIZE
+
+# Window sides in frame pixels for a 640x480 frame (scaled with the frame's short side), and
+# the grid stride as a fraction of the window. Chosen on the val scenes (see module docstring).
+DEFAULT_SIDES = (192, 256, 320)
+DEFAULT_STRIDE = 0.25
+DEFAULT_THRESHOLD = 0.75  # best neighbourhood score to show a sign; calibrated on val scenes
+DEFAULT_KEEP = 0.6  # score that keeps an already found box (hysteresis)
+BOX_SMOOTH = 0.5  # EMA weight of the previous box while the hand stays near it
+REFERENCE_SHORT_SIDE = 480  # DEFAULT_SIDES are for this frame height
+BATCH = 8  # windows per backend call
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How :class:`HandSearch` scans a frame."""
+
+    sides: tuple[int, ...] = DEFAULT_SIDES
+    stride: float = DEFAULT_STRIDE
+    threshold: float = DEFAULT_THRESHOLD
+    keep: float = DEFAULT_KEEP
+    neighbourhood: int = 3  # windows averaged per side (1 = each window alone)
+
+
+@dataclass(frozen=True)
+class Found:
+    """The search's answer for one frame."""
+
+    box: tuple[int, int, int]  # x, y, side in frame pixels (smoothed over frames)
+    probs: np.ndarray  # (6,) neighbourhood-averaged class probabilities at the best window
+    score: float  # max of probs; compared with the threshold
+    found: bool  # score passed the threshold (or the hysteresis level near the last box)
+    windows: int  # windows classified this frame
+    times: tuple[float, float]  # ms: cutting the windows, classifying them (+ scoring)
+
+
+class _Grid:
+    """One scale's windows for one frame size: the shrunken size and window boxes in frame px.
+
+    A window side is 64 * k frame pixels with k an integer, so the frame (cropped to a multiple
+    of k) shrinks by an exact integer factor: OpenCV's INTER_AREA fast path, ~0.15 ms for
+    640x480 here, where a fractional factor takes ~1.5 ms.
+    """
+
+    def __init__(self, width: int, height: int, k: int, stride: float) -> None:
+        self.k = k
+        self.side = IMAGE_SIZE * k
+        self.crop = ((width // k) * k, (height // k) * k)
+        self.size = (width // k, height // k)
+        step = max(1, round(IMAGE_SIZE * stride))
+        xs = np.arange(0, self.size[0] - IMAGE_SIZE + 1, step)
+        ys = np.arange(0, self.size[1] - IMAGE_SIZE + 1, step)
+        self.step, self.nx, self.ny = step, len(xs), len(ys)
+        gx, gy = np.meshgrid(xs * k, ys * k)
+        self.boxes = np.stack([gx, gy, np.full_like(gx, self.side)], axis=-1).reshape(-1, 3)
+
+    def windows(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """(ny * nx, 64, 64, 3) uint8 RGB windows, area-averaged like runtime.preprocess."""
+        cw, ch = self.crop
+        small = cv2.resize(frame_bgr[:ch, :cw], self.size, interpolation=cv2.INTER_AREA)
+        small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+        view = sliding_window_view(small, (IMAGE_SIZE, IMAGE_SIZE, 3))[
+            :: self.step, :: self.step, 0
+        ]
+        return view[: self.ny, : self.nx].reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)
+
+
+class HandSearch:
+    """Scan a frame at a few scales and keep the best-agreeing window.
+
+    Args:
+        backend: the classifier (any :class:`runtime.backends.Backend`; batched calls).
+        config: scales, stride, thresholds (defaults: the calibrated ones).
+    """
+
+    def __init__(self, backend: Backend, config: SearchConfig | None = None) -> None:
+        self.backend = backend
+        self.config = config or SearchConfig()
+        self._shape: tuple[int, int] | None = None
+        self._grids: list[_Grid] = []
+        self._last: np.ndarray | None = None  # smoothed box (cx, cy, side), float
+        self._t_windows = 0.0
+
+    def reset(self) -> None:
+        """Forget the previous frames (a new scene or video)."""
+        self._last = None
+
+    def grids(self, width: int, height: int) -> list[_Grid]:
+        if (width, height) != self._shape:
+            scale = min(width, height) / REFERENCE_SHORT_SIDE / IMAGE_SIZE
+            fit = min(width, height) // IMAGE_SIZE
+            ks = sorted({min(max(1, round(s * scale)), fit) for s in self.config.sides})
+            self._grids = [_Grid(width, height, k, self.config.stride) for k in ks]
+            self._shape = (width, height)
+        return self._grids
+
+    def scores(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every window of a frame: boxes (N, 3), raw probs (N, 6), neighbourhood probs (N, 6)."""
+        h, w = frame_bgr.shape[:2]
+        grids = self.grids(w, h)
+        t0 = time.perf_counter_ns()
+        batch = np.concatenate([g.windows(frame_bgr) for g in grids])
+        t1 = time.perf_counter_ns()
+        raw = self._predict(batch)
+        self._t_windows = (t1 - t0) / 1e6
+        k = self.config.neighbourhood
+        agreed, start = [], 0
+        for g in grids:
+            p = raw[start : start + g.nx * g.ny].reshape(g.ny, g.nx, -1)
+            start += g.nx * g.ny
+            if k > 1:  # mean over the k x k neighbours; edges average over what exists
+                p = cv2.blur(p, (k, k), borderType=cv2.BORDER_REPLICATE)
+            agreed.append(p.reshape(-1, raw.shape[1]))
+        boxes = np.concatenate([g.boxes for g in grids])
+        return boxes, raw, np.concatenate(agreed)
+
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        """Classify in fixed chunks of BATCH (the last one padded): one tensor shape, no
+        re-allocation per frame, and small enough to stay in cache (batch 32 is 3x slower per
+        window than batch 8 here)."""
+        n = len(batch)
+        pad = -n % BATCH
+        if pad:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
+        out = [self.backend.predict(batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)]
+        return np.concatenate(out)[:n]
+
+    def find(self, frame_bgr: np.ndarray) -> Found:
+        """The best window of this frame, with the box smoothed over frames."""
+        t0 = time.perf_counter_ns()
+        boxes, _, agreed = self.scores(frame_bgr)
+        best = agreed.max(axis=1)
+        cfg = self.config
+        i = int(best.argmax())
+        found = best[i] >= cfg.threshold
+        if not found and self._last is not None:
+            # Hysteresis: near the last box a weaker window keeps the hand.
+            near = self._near(boxes)
+            if near.any():
+                j = int(np.flatnonzero(near)[best[near].argmax()])
+                if best[j] >= cfg.keep:
+                    i, found = j, True
+        box = boxes[i]
+        centre = np.array([box[0] + box[2] / 2, box[1] + box[2] / 2, box[2]], np.float64)
+        if found:
+            if self._last is not None and self._near(box[None])[0]:
+                centre = BOX_SMOOTH * self._last + (1 - BOX_SMOOTH) * centre
+            self._last = centre
+        else:
+            self._last = None
+        side = int(round(centre[2]))
+        h, w = frame_bgr.shape[:2]
+        x = int(np.clip(round(centre[0] - side / 2), 0, w - side))
+        y = int(np.clip(round(centre[1] - side / 2), 0, h - side))
+        ms = (time.perf_counter_ns() - t0) / 1e6
+        times = (self._t_windows, ms - self._t_windows)
+        probs = agreed[i].astype(np.float32)
+        return Found((x, y, side), probs, float(best[i]), bool(found), len(boxes), times)
+
+    def _near(self, boxes: np.ndarray) -> np.ndarray:
+        """Which boxes have their centre within half a side of the last box's centre."""
+        cx = boxes[:, 0] + boxes[:, 2] / 2
+        cy = boxes[:, 1] + boxes[:, 2] / 2
+        lx, ly, ls = self._last
+        return np.hypot(cx - lx, cy - ly) <= 0.5 * ls
