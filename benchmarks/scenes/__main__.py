@@ -1,4 +1,4 @@
-"""python -m benchmarks.scenes {make,report}: the synthetic-scene bench (no camera needed)."""
+"""python -m benchmarks.scenes {make,report,calibrate}: the synthetic-scene bench (no camera)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
         help="other-hands folder to add to test scenes (e.g. ../shared/other-hands)",
     )
 
+    m.add_argument("--video", default=None, help="also write an MJPG .avi of the scenes here")
+    m.add_argument("--hold", type=int, default=10, help="video frames per scene (30 fps)")
+
     r = sub.add_parser("report", help="score models on a scene folder", formatter_class=fmt)
     r.add_argument("--scenes", required=True, help="scene folder from `make`")
     r.add_argument(
@@ -47,16 +50,30 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--format", default="tflite-int8", help="which file of an export folder")
     r.add_argument(*flag("min-confidence"), type=float, default=DEFAULT_MIN_CONFIDENCE)
     r.add_argument("--out", default=DEFAULT_OUT, help="folder for results.json / results.md")
+    c = sub.add_parser(
+        "calibrate", help="choose the search threshold on val scenes", formatter_class=fmt
+    )
+    c.add_argument("--scenes", required=True, help="a val scene folder (make --split val)")
+    c.add_argument("--model", default="artifacts/export", help="export folder or model file")
+    c.add_argument(
+        "--target", type=float, default=0.95, help="no-sign rate wanted on empty val scenes"
+    )
     a = p.parse_args(argv)
 
     if a.command == "make":
         from benchmarks.scenes.make import make_scenes
 
         def go() -> None:
-            out = make_scenes(a.out, a.seed, a.count, a.split, a.empty, a.data, a.other_hands)
+            out = make_scenes(
+                a.out, a.seed, a.count, a.split, a.empty, a.data, a.other_hands, a.video, a.hold
+            )
             print(f"wrote {a.count} scenes to {out}")
 
         run_cli(go)
+    elif a.command == "calibrate":
+        from benchmarks.scenes.calibrate import calibrate
+
+        run_cli(lambda: calibrate(a.model, a.scenes, a.target))
     else:
         from benchmarks.scenes.report import run_report
 

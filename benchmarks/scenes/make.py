@@ -175,6 +175,8 @@ def make_scenes(
     empty: float = 0.3,
     signs: str | None = None,
     other_hands: str | None = None,
+    video: str | None = None,
+    hold: int = 10,
 ) -> Path:
     """Write ``count`` scenes to ``out`` (replacing an earlier scene folder there, atomically).
 
@@ -186,11 +188,16 @@ def make_scenes(
         empty: fraction of hand-free scenes.
         signs: SIGNS data path (None: $SIGNS_DATA, else ./data).
         other_hands: other-hands folder (test split only); None or "" leaves them out.
+        video: also write the scenes as an MJPG .avi here, each held for ``hold`` frames at
+            30 fps (JPEG, so lossy: the PNG frames are the reference).
+        hold: frames per scene in the video.
     """
     from train.backgrounds import NATURAL_IMAGES, natural_images
 
     if split not in SPLITS:
         raise SignsError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+    if video is not None and (Path(video).suffix.lower() != ".avi" or hold < 1):
+        raise SignsError(f"--video {video} / --hold {hold}: need an .avi path and hold >= 1")
     if count < 1 or not 0.0 <= empty <= 1.0:
         raise SignsError(f"--count {count} / --empty {empty}: need count >= 1, 0 <= empty <= 1")
     out = Path(out)
@@ -221,6 +228,8 @@ def make_scenes(
             if not cv2.imwrite(str(tmp / name), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
                 raise SignsError(f"{tmp / name}: could not write")
         write_labels(tmp / LABELS_NAME, labels)
+        if video is not None:
+            write_video(tmp, labels, Path(video), hold)
         meta = {
             "schema_version": SCHEMA_VERSION,
             "seed": seed,
@@ -232,6 +241,7 @@ def make_scenes(
             "backgrounds": list(NATURAL_IMAGES[split]),
             "hands": {s: sum(1 for h in hands if h[1] == s) for s in {h[1] for h in hands}},
             "whole_photo_patches": sum(1 for h in hands if h[4] is None),
+            "video": None if video is None else {"path": str(video), "hold": hold, "fps": 30},
         }
         (tmp / META_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         if out.exists():
@@ -241,3 +251,23 @@ def make_scenes(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_video(folder: Path, labels: list[SceneLabel], path: Path, hold: int) -> None:
+    """The frames of ``folder`` as an MJPG .avi, each held ``hold`` frames (temp, then rename)."""
+    from runtime.fsutil import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(
+            str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (FRAME_W, FRAME_H)
+        )
+        if not writer.isOpened():
+            raise SignsError(f"--video {path}: OpenCV cannot write MJPG video here")
+        try:
+            for lab in labels:
+                frame = cv2.imread(str(folder / lab.file), cv2.IMREAD_COLOR)
+                for _ in range(hold):
+                    writer.write(frame)
+        finally:
+            writer.release()

@@ -1,0 +1,71 @@
+"""Choose the hand search's threshold on *val* scenes (validation hands, val backgrounds).
+
+For each frame the search's windows are classified once; then, per neighbourhood size, the
+frame's best score is compared with every candidate threshold. The chosen threshold is the
+lowest one that keeps ``target`` of the empty val scenes at "no sign" (a frame whose best score
+stays below it). The test scenes are never read here.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from benchmarks.scenes.make import read_scenes
+from runtime.errors import SignsError
+
+NEIGHBOURHOODS = (1, 3)
+
+
+def _agreed(raw: np.ndarray, grids, k: int) -> np.ndarray:
+    out, start = [], 0
+    for g in grids:
+        p = raw[start : start + g.nx * g.ny].reshape(g.ny, g.nx, -1)
+        start += g.nx * g.ny
+        if k > 1:
+            p = cv2.blur(p, (k, k), borderType=cv2.BORDER_REPLICATE)
+        out.append(p.reshape(-1, raw.shape[1]))
+    return np.concatenate(out)
+
+
+def calibrate(model: str, scenes: str, target: float = 0.95) -> dict:
+    """Per neighbourhood size: the threshold for ``target`` no-sign on empty val scenes, and the
+    val hand accuracy and box hit rate it gives. Prints a table; returns the figures."""
+    from benchmarks.scenes.report import _inside, resolve_models
+    from runtime.backends import load_backend
+    from runtime.handsearch import HandSearch
+
+    meta, labels = read_scenes(scenes)
+    if meta["split"] != "val":
+        raise SignsError(f"{scenes}: a {meta['split']!r} scene folder; calibrate on val scenes")
+    (name, path), *_ = resolve_models([model])
+    search = HandSearch(load_backend(path, threads=1))
+    frames = []
+    for lab in labels:
+        frame = cv2.imread(f"{scenes}/{lab.file}", cv2.IMREAD_COLOR)
+        boxes, raw, _ = search.scores(frame)
+        frames.append((lab, boxes, raw))
+    grids = search.grids(*frame.shape[1::-1])
+    out = {"model": name, "scenes": str(scenes), "target": target, "by_neighbourhood": {}}
+    for k in NEIGHBOURHOODS:
+        best = []
+        for lab, boxes, raw in frames:
+            a = _agreed(raw, grids, k)
+            i = int(a.max(axis=1).argmax())
+            best.append((lab, float(a[i].max()), int(a[i].argmax()), tuple(boxes[i])))
+        empty = np.array([s for lab, s, _, _ in best if lab.label is None])
+        t = float(np.quantile(empty, target, method="higher")) + 1e-6 if len(empty) else 0.5
+        hands = [(lab, s, c, b) for lab, s, c, b in best if lab.label is not None]
+        acc = float(np.mean([s >= t and c == lab.label for lab, s, c, b in hands]))
+        hit = float(np.mean([s >= t and _inside(b, lab.box()) for lab, s, c, b in hands]))
+        top1 = float(np.mean([c == lab.label for lab, s, c, b in hands]))
+        res = {
+            "threshold": round(t, 4),
+            "val_accuracy": round(acc, 4),
+            "val_box_hit": round(hit, 4),
+            "val_top1_no_threshold": round(top1, 4),
+            "val_empty_no_sign": round(float(np.mean(empty < t)), 4),
+        }
+        out["by_neighbourhood"][k] = res
+        print(f"neighbourhood {k}x{k}: " + ", ".join(f"{a} {b}" for a, b in res.items()))
+    return out
