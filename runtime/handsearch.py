@@ -38,6 +38,11 @@ DEFAULT_KEEP = 0.6  # score that keeps an already found box (hysteresis)
 BOX_SMOOTH = 0.5  # EMA weight of the previous box while the hand stays near it
 REFERENCE_SHORT_SIDE = 480  # DEFAULT_SIDES are for this frame height
 BATCH = 8  # windows per backend call
+NUM_CLASSES = 6
+# A common fixed skin-colour box in YCrCb (Y any, Cr 133-173, Cb 77-127): cheap, and loose
+# enough for most skin tones under indoor light; only used as an optional proposal stage.
+SKIN_LO = np.array([0, 133, 77], np.uint8)
+SKIN_HI = np.array([255, 173, 127], np.uint8)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class SearchConfig:
     threshold: float = DEFAULT_THRESHOLD
     keep: float = DEFAULT_KEEP
     neighbourhood: int = 3  # windows averaged per side (1 = each window alone)
+    skin: float = 0.0  # classify only windows with this fraction of skin-coloured pixels; 0: all
 
 
 @dataclass(frozen=True)
@@ -83,15 +89,31 @@ class _Grid:
         gx, gy = np.meshgrid(xs * k, ys * k)
         self.boxes = np.stack([gx, gy, np.full_like(gx, self.side)], axis=-1).reshape(-1, 3)
 
-    def windows(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """(ny * nx, 64, 64, 3) uint8 RGB windows, area-averaged like runtime.preprocess."""
+    def shrink(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The frame shrunk by k (BGR), so that a window is 64x64."""
         cw, ch = self.crop
-        small = cv2.resize(frame_bgr[:ch, :cw], self.size, interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame_bgr[:ch, :cw], self.size, interpolation=cv2.INTER_AREA)
+
+    def windows(self, frame_bgr: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
+        """(ny * nx, 64, 64, 3) uint8 RGB windows, area-averaged like runtime.preprocess."""
+        small = self.shrink(frame_bgr) if small is None else small
         small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         view = sliding_window_view(small, (IMAGE_SIZE, IMAGE_SIZE, 3))[
             :: self.step, :: self.step, 0
         ]
         return view[: self.ny, : self.nx].reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)
+
+    def skin(self, small_bgr: np.ndarray) -> np.ndarray:
+        """(ny * nx,) fraction of skin-coloured pixels per window (a fixed YCrCb box)."""
+        ycc = cv2.cvtColor(small_bgr, cv2.COLOR_BGR2YCrCb)
+        mask = cv2.inRange(ycc, SKIN_LO, SKIN_HI) // 255
+        ii = cv2.integral(mask)
+        ys = np.arange(self.ny) * self.step
+        xs = np.arange(self.nx) * self.step
+        y0, x0 = np.meshgrid(ys, xs, indexing="ij")
+        y1, x1 = y0 + IMAGE_SIZE, x0 + IMAGE_SIZE
+        total = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+        return (total / float(IMAGE_SIZE * IMAGE_SIZE)).reshape(-1)
 
 
 class HandSearch:
@@ -109,6 +131,7 @@ class HandSearch:
         self._grids: list[_Grid] = []
         self._last: np.ndarray | None = None  # smoothed box (cx, cy, side), float
         self._t_windows = 0.0
+        self.classified = 0  # windows classified in the last frame
 
     def reset(self) -> None:
         """Forget the previous frames (a new scene or video)."""
@@ -128,9 +151,23 @@ class HandSearch:
         h, w = frame_bgr.shape[:2]
         grids = self.grids(w, h)
         t0 = time.perf_counter_ns()
-        batch = np.concatenate([g.windows(frame_bgr) for g in grids])
+        smalls = [g.shrink(frame_bgr) for g in grids]
+        batch = np.concatenate(
+            [g.windows(frame_bgr, s) for g, s in zip(grids, smalls, strict=True)]
+        )
+        keep = None
+        if self.config.skin > 0:  # proposal stage: only windows with enough skin are classified
+            skin = np.concatenate([g.skin(s) for g, s in zip(grids, smalls, strict=True)])
+            keep = np.flatnonzero(skin >= self.config.skin)
+            batch = batch[keep]
         t1 = time.perf_counter_ns()
-        raw = self._predict(batch)
+        if keep is None:
+            raw = self._predict(batch)
+        else:  # windows not classified count as "no hand": the uniform distribution
+            raw = np.full((len(skin), NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
+            if len(keep):
+                raw[keep] = self._predict(batch)
+        self.classified = len(batch)
         self._t_windows = (t1 - t0) / 1e6
         k = self.config.neighbourhood
         agreed, start = [], 0
@@ -184,7 +221,7 @@ class HandSearch:
         ms = (time.perf_counter_ns() - t0) / 1e6
         times = (self._t_windows, ms - self._t_windows)
         probs = agreed[i].astype(np.float32)
-        return Found((x, y, side), probs, float(best[i]), bool(found), len(boxes), times)
+        return Found((x, y, side), probs, float(best[i]), bool(found), self.classified, times)
 
     def _near(self, boxes: np.ndarray) -> np.ndarray:
         """Which boxes have their centre within half a side of the last box's centre."""

@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument(
         "--target", type=float, default=0.95, help="no-sign rate wanted on empty val scenes"
     )
+    c.add_argument("--sides", type=int, nargs="+", default=None, help="window sides, px")
+    c.add_argument("--stride", type=float, default=None, help="stride, fraction of a window")
+    c.add_argument("--skin", type=float, default=0.0, help="skin-fraction proposal; 0 = off")
     a = p.parse_args(argv)
 
     if a.command == "make":
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     elif a.command == "calibrate":
         from benchmarks.scenes.calibrate import calibrate
 
-        run_cli(lambda: calibrate(a.model, a.scenes, a.target))
+        run_cli(lambda: calibrate(a.model, a.scenes, a.target, a.sides, a.stride, a.skin))
     else:
         from benchmarks.scenes.report import run_report
 

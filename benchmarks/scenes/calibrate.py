@@ -28,25 +28,49 @@ def _agreed(raw: np.ndarray, grids, k: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def calibrate(model: str, scenes: str, target: float = 0.95) -> dict:
+def calibrate(
+    model: str,
+    scenes: str,
+    target: float = 0.95,
+    sides: tuple[int, ...] | None = None,
+    stride: float | None = None,
+    skin: float = 0.0,
+) -> dict:
     """Per neighbourhood size: the threshold for ``target`` no-sign on empty val scenes, and the
     val hand accuracy and box hit rate it gives. Prints a table; returns the figures."""
     from benchmarks.scenes.report import _inside, resolve_models
     from runtime.backends import load_backend
-    from runtime.handsearch import HandSearch
+    from runtime.handsearch import HandSearch, SearchConfig
 
     meta, labels = read_scenes(scenes)
     if meta["split"] != "val":
         raise SignsError(f"{scenes}: a {meta['split']!r} scene folder; calibrate on val scenes")
     (name, path), *_ = resolve_models([model])
-    search = HandSearch(load_backend(path, threads=1))
-    frames = []
+    d = SearchConfig()
+    config = SearchConfig(sides=tuple(sides or d.sides), stride=stride or d.stride, skin=skin)
+    search = HandSearch(load_backend(path, threads=1), config)
+    frames, classified = [], []
     for lab in labels:
         frame = cv2.imread(f"{scenes}/{lab.file}", cv2.IMREAD_COLOR)
         boxes, raw, _ = search.scores(frame)
         frames.append((lab, boxes, raw))
+        classified.append(search.classified)
     grids = search.grids(*frame.shape[1::-1])
-    out = {"model": name, "scenes": str(scenes), "target": target, "by_neighbourhood": {}}
+    out = {
+        "model": name,
+        "scenes": str(scenes),
+        "target": target,
+        "sides": [g.side for g in grids],
+        "stride": config.stride,
+        "windows": int(sum(g.nx * g.ny for g in grids)),
+        "skin": skin,
+        "classified_mean": round(float(np.mean(classified)), 1),
+        "by_neighbourhood": {},
+    }
+    print(
+        f"{name}: sides {out['sides']}, stride {config.stride}, {out['windows']} windows, "
+        f"skin {skin}: {out['classified_mean']} classified a frame on average"
+    )
     for k in NEIGHBOURHOODS:
         best = []
         for lab, boxes, raw in frames:
