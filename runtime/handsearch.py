@@ -33,8 +33,11 @@ from runtime.preprocess import IMAGE_SIZE
 # the grid stride as a fraction of the window. Chosen on the val scenes (see module docstring).
 DEFAULT_SIDES = (192, 256, 320)
 DEFAULT_STRIDE = 0.25
-DEFAULT_THRESHOLD = 0.75  # best neighbourhood score to show a sign; calibrated on val scenes
-DEFAULT_KEEP = 0.6  # score that keeps an already found box (hysteresis)
+DEFAULT_NEIGHBOURHOOD = 1
+DEFAULT_SCORE = "margin"
+DEFAULT_SKIN = 0.1
+DEFAULT_THRESHOLD = 0.547  # best window score to show a sign; calibrated on val scenes
+DEFAULT_KEEP = 0.45  # score that keeps an already found box (hysteresis)
 BOX_SMOOTH = 0.5  # EMA weight of the previous box while the hand stays near it
 REFERENCE_SHORT_SIDE = 480  # DEFAULT_SIDES are for this frame height
 BATCH = 8  # windows per backend call
@@ -53,8 +56,9 @@ class SearchConfig:
     stride: float = DEFAULT_STRIDE
     threshold: float = DEFAULT_THRESHOLD
     keep: float = DEFAULT_KEEP
-    neighbourhood: int = 3  # windows averaged per side (1 = each window alone)
-    skin: float = 0.0  # classify only windows with this fraction of skin-coloured pixels; 0: all
+    neighbourhood: int = DEFAULT_NEIGHBOURHOOD  # windows averaged per side (1 = alone)
+    score: str = DEFAULT_SCORE  # "top": top probability; "margin": top minus second
+    skin: float = DEFAULT_SKIN  # classify only windows with this skin-pixel fraction; 0: all
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,21 @@ class Found:
 
     box: tuple[int, int, int]  # x, y, side in frame pixels (smoothed over frames)
     probs: np.ndarray  # (6,) neighbourhood-averaged class probabilities at the best window
-    score: float  # max of probs; compared with the threshold
+    score: float  # the window's score (see SearchConfig.score); compared with the threshold
     found: bool  # score passed the threshold (or the hysteresis level near the last box)
     windows: int  # windows classified this frame
     times: tuple[float, float]  # ms: cutting the windows, classifying them (+ scoring)
+
+
+def window_scores(probs: np.ndarray, kind: str) -> np.ndarray:
+    """(N, 6) class probabilities -> (N,) window scores: "top" probability, or "margin" (top
+    minus second: a window torn between two classes is less likely a clear hand)."""
+    if kind == "top":
+        return probs.max(axis=1)
+    if kind == "margin":
+        two = np.partition(probs, -2, axis=1)[:, -2:]
+        return two[:, 1] - two[:, 0]
+    raise ValueError(f"score {kind!r}: expected 'top' or 'margin'")
 
 
 class _Grid:
@@ -195,7 +210,7 @@ class HandSearch:
         """The best window of this frame, with the box smoothed over frames."""
         t0 = time.perf_counter_ns()
         boxes, _, agreed = self.scores(frame_bgr)
-        best = agreed.max(axis=1)
+        best = window_scores(agreed, self.config.score)
         cfg = self.config
         i = int(best.argmax())
         found = best[i] >= cfg.threshold

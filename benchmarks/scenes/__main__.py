@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     c.add_argument("--sides", type=int, nargs="+", default=None, help="window sides, px")
     c.add_argument("--stride", type=float, default=None, help="stride, fraction of a window")
-    c.add_argument("--skin", type=float, default=0.0, help="skin-fraction proposal; 0 = off")
+    c.add_argument(
+        "--skin", type=float, default=None, help="skin-fraction proposal (0 = off); None: default"
+    )
     a = p.parse_args(argv)
 
     if a.command == "make":

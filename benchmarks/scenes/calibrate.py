@@ -15,6 +15,7 @@ from benchmarks.scenes.make import read_scenes
 from runtime.errors import SignsError
 
 NEIGHBOURHOODS = (1, 3)
+SCORES = ("top", "margin")
 
 
 def _agreed(raw: np.ndarray, grids, k: int) -> np.ndarray:
@@ -34,19 +35,20 @@ def calibrate(
     target: float = 0.95,
     sides: tuple[int, ...] | None = None,
     stride: float | None = None,
-    skin: float = 0.0,
+    skin: float | None = None,
 ) -> dict:
-    """Per neighbourhood size: the threshold for ``target`` no-sign on empty val scenes, and the
-    val hand accuracy and box hit rate it gives. Prints a table; returns the figures."""
+    """Per neighbourhood size and score: the threshold for ``target`` no-sign on empty val
+    scenes, and the val hand accuracy and box hit rate it gives. Prints a table; returns it."""
     from benchmarks.scenes.report import _inside, resolve_models
     from runtime.backends import load_backend
-    from runtime.handsearch import HandSearch, SearchConfig
+    from runtime.handsearch import HandSearch, SearchConfig, window_scores
 
     meta, labels = read_scenes(scenes)
     if meta["split"] != "val":
         raise SignsError(f"{scenes}: a {meta['split']!r} scene folder; calibrate on val scenes")
     (name, path), *_ = resolve_models([model])
     d = SearchConfig()
+    skin = d.skin if skin is None else skin
     config = SearchConfig(sides=tuple(sides or d.sides), stride=stride or d.stride, skin=skin)
     search = HandSearch(load_backend(path, threads=1), config)
     frames, classified = [], []
@@ -71,25 +73,28 @@ def calibrate(
         f"{name}: sides {out['sides']}, stride {config.stride}, {out['windows']} windows, "
         f"skin {skin}: {out['classified_mean']} classified a frame on average"
     )
-    for k in NEIGHBOURHOODS:
+    for k, kind in ((k, kind) for k in NEIGHBOURHOODS for kind in SCORES):
         best = []
         for lab, boxes, raw in frames:
             a = _agreed(raw, grids, k)
-            i = int(a.max(axis=1).argmax())
-            best.append((lab, float(a[i].max()), int(a[i].argmax()), tuple(boxes[i])))
+            score = window_scores(a, kind)
+            i = int(score.argmax())
+            best.append((lab, float(score[i]), int(a[i].argmax()), tuple(boxes[i])))
         empty = np.array([s for lab, s, _, _ in best if lab.label is None])
         t = float(np.quantile(empty, target, method="higher")) + 1e-6 if len(empty) else 0.5
         hands = [(lab, s, c, b) for lab, s, c, b in best if lab.label is not None]
         acc = float(np.mean([s >= t and c == lab.label for lab, s, c, b in hands]))
         hit = float(np.mean([s >= t and _inside(b, lab.box()) for lab, s, c, b in hands]))
         top1 = float(np.mean([c == lab.label for lab, s, c, b in hands]))
+        found = float(np.mean([s >= t for lab, s, c, b in hands]))
         res = {
             "threshold": round(t, 4),
+            "val_found": round(found, 4),
             "val_accuracy": round(acc, 4),
             "val_box_hit": round(hit, 4),
             "val_top1_no_threshold": round(top1, 4),
             "val_empty_no_sign": round(float(np.mean(empty < t)), 4),
         }
-        out["by_neighbourhood"][k] = res
-        print(f"neighbourhood {k}x{k}: " + ", ".join(f"{a} {b}" for a, b in res.items()))
+        out["by_neighbourhood"][f"{k}x{k} {kind}"] = res
+        print(f"{k}x{k} {kind:6s}: " + ", ".join(f"{a} {b}" for a, b in res.items()))
     return out
