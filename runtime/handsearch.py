@@ -167,6 +167,14 @@ class HandSearch:
         self._t_windows = 0.0
         self.classified = 0  # windows classified in the last frame
 
+    def describe(self) -> str:
+        """One line for the loop's start-up banner."""
+        c = self.config
+        return (
+            f"windows of {', '.join(str(s) for s in c.sides)} px (at 480 px high), stride "
+            f"{c.stride:g}, skin proposal {c.skin:g}, {c.score} score >= {c.threshold:g}"
+        )
+
     def reset(self) -> None:
         """Forget the previous frames (a new scene or video)."""
         self._last = None

@@ -63,6 +63,7 @@ class WebcamSettings:
     min_confidence: float = DEFAULT_MIN_CONFIDENCE  # below it the label is "no sign"
     mirror: bool = False  # flip horizontally (selfie view); the model sees the flipped image
     roi: int | None = None  # ROI side, px; None = largest 64*2**k that fits, 0 = full
+    find_hand: bool = False  # scan the frame for the hand (runtime.handsearch) instead of the ROI
     max_frames: int = 0  # stop after this many frames; 0 = until the source ends or q/Ctrl-C
     log: str | None = None  # CSV path for one row per frame (written atomically at exit)
     save_dir: str = "."  # where the `s` key writes frame-<index>.png
@@ -166,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         "when omitted, the largest 64 * 2**k px that fits (256 for 640x480: exact 2x resize steps)",
     )
     parser.add_argument(
+        *flag("find-hand"),
+        action="store_true",
+        help="look for the hand anywhere in the frame (a multi-scale scan with the model; "
+        "costs ~20-60 windows' inference a frame) instead of the fixed centred square",
+    )
+    parser.add_argument(
         *flag("max-frames"),
         type=int,
         default=d.max_frames,
@@ -186,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         min_confidence=args.min_confidence,
         mirror=args.mirror,
         roi=args.roi,
+        find_hand=args.find_hand,
         max_frames=args.max_frames,
         log=args.log,
         save_dir=args.save_dir,
@@ -226,6 +234,7 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
     _check(settings)
     from runtime.backends import load_backend, uint8_shortcut
     from runtime.fsutil import ensure_writable_dir
+    from runtime.handsearch import HandSearch
     from runtime.manifest import check_backend, default_model, describe_model
     from runtime.pipeline import FramePipeline, Roi
     from runtime.sources import FramesStopped, open_source
@@ -241,6 +250,7 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
         smooth=settings.smooth,
         min_confidence=settings.min_confidence,
         mirror=settings.mirror,
+        search=HandSearch(backend) if settings.find_hand else None,
     )
     log_path = Path(settings.log) if settings.log else None
     if log_path is not None:
@@ -257,6 +267,8 @@ def run(settings: WebcamSettings, source: FrameSource | None = None) -> RunSumma
         f"{settings.smooth:g}, min confidence {settings.min_confidence:g}",
         flush=True,
     )
+    if pipe.search is not None:
+        print(f"hand search: {pipe.search.describe()}", flush=True)
 
     hists = {s: LatencyHistogram() for s in STAGES}
     frames = 0
@@ -516,7 +528,9 @@ class Window:
         known = res.label is not None
         colour = (60, 200, 60) if known else (170, 170, 170)  # BGR: green, or grey for no sign
         font = cv2.FONT_HERSHEY_SIMPLEX
-        cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), colour, 2)
+        # --find-hand with no hand found: a thin box at the best candidate.
+        thickness = 1 if res.found is False else 2
+        cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), colour, thickness)
         # Label and confidence bar in a dark band under the ROI (over its bottom edge if the
         # frame has no room), so the picture the model sees stays visible.
         band = min(44, side // 3)

@@ -121,3 +121,20 @@ def test_placed_hand_is_found_and_its_box_contains_it(exported_dir: Path, bench:
     # Most placed hands are found (box centre on the hand) and read correctly.
     assert hits >= 0.7 * len(hands), (hits, len(hands))
     assert correct >= 0.6 * len(hands), (correct, len(hands))
+
+
+@pytest.mark.slow
+def test_find_hand_runs_from_a_video_file(
+    exported_dir: Path, signs_data: Path, tmp_path: Path
+) -> None:
+    """The webcam loop with --find-hand on an MJPG video of scenes: every frame is processed
+    and the summary is printed (the search is a flag of the real loop, not a bench-only path)."""
+    video = tmp_path / "scenes.avi"
+    make_scenes(tmp_path / "s", seed=4, count=3, signs=str(signs_data), video=str(video), hold=4)
+    proc = run_module(
+        "runtime.webcam", "--source", str(video), "--headless", "--find-hand",
+        "--model", str(exported_dir / "tflite-int8.tflite"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "12 frames" in proc.stdout, proc.stdout
+    assert "hand search" in proc.stdout, proc.stdout
