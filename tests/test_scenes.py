@@ -91,8 +91,20 @@ def _hold(pipe, frame: np.ndarray, frames: int = 5):
     return res
 
 
+# The classifier scan does not reach these with today's models (issue 13 report: on the test
+# scenes the best model found 0.26 of the hands and kept "no sign" on 0.67 of empty frames).
+# strict: when a model makes them pass, pytest says so and the marker goes.
+SEARCH_FALLS_SHORT = pytest.mark.xfail(
+    strict=True, reason="--find-hand: the classifier scan falls short with current models"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("search", [False, True], ids=["centred-roi", "find-hand"])
+@pytest.mark.parametrize(
+    "search",
+    [False, pytest.param(True, marks=SEARCH_FALLS_SHORT)],
+    ids=["centred-roi", "find-hand"],
+)
 def test_empty_scenes_show_no_sign(exported_dir: Path, bench: Path, search: bool) -> None:
     _, labels = read_scenes(bench)
     pipe = _pipeline(exported_dir, search)
@@ -105,6 +117,7 @@ def test_empty_scenes_show_no_sign(exported_dir: Path, bench: Path, search: bool
 
 
 @pytest.mark.slow
+@SEARCH_FALLS_SHORT
 def test_placed_hand_is_found_and_its_box_contains_it(exported_dir: Path, bench: Path) -> None:
     _, labels = read_scenes(bench)
     pipe = _pipeline(exported_dir, search=True)
