@@ -56,6 +56,8 @@ def test_search_windows_are_the_preprocessed_boxes() -> None:
     for grid in search.grids(FRAME_W, FRAME_H):
         windows = grid.windows(frame)
         assert len(windows) == len(grid.boxes) == grid.nx * grid.ny
+        some = np.array([0, grid.nx, len(windows) - 1])  # the skin proposal's subset path
+        assert np.array_equal(grid.windows(frame, which=some), windows[some])
         for i in rng.choice(len(windows), 5, replace=False):
             x, y, s = grid.boxes[i]
             assert x + s <= FRAME_W and y + s <= FRAME_H
