@@ -83,6 +83,7 @@ def evaluate_model(
     step_ms: dict[str, list[float]] = {"roi": [], "search": []}
     cpu_ms: dict[str, list[float]] = {"roi": [], "search": []}
     cpu = time.thread_time
+    classified: list[int] = []
     for lab in labels:
         frame = cv2.imread(str(folder / lab.file), cv2.IMREAD_COLOR)
         if frame is None:
@@ -99,6 +100,7 @@ def evaluate_model(
         step_ms["search"].append((t3 - t2) * 1e3)
         cpu_ms["roi"].append((c1 - c0) * 1e3)
         cpu_ms["search"].append((c3 - c2) * 1e3)
+        classified.append(search.classified)
         row["roi"], row["search"], row["search_box"] = r.label, s.label, s.box
         if lab.label is not None:
             x, y, w, h = lab.box()
@@ -143,6 +145,7 @@ def evaluate_model(
         result[f"{key}_step_cpu_ms_p50"] = round(float(np.median(cpu_ms[key])), 3)
     grids = search.grids(640, 480)
     result["windows_per_frame"] = int(sum(g.nx * g.ny for g in grids))
+    result["windows_classified_mean"] = round(float(np.mean(classified)), 1)
     return result
 
 
