@@ -22,12 +22,13 @@ import numpy as np
 from benchmarks.machine import machine_info
 from benchmarks.report import evaluate_targets, render_markdown, render_png, sort_rows
 from benchmarks.settings import BenchSettings
+from benchmarks.video import write_test_video
 from runtime.errors import SignsError
 from runtime.fsutil import ensure_writable_dir, write_json, write_text
-from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
+from runtime.manifest import Manifest, find_manifest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # so workers import this checkout
-FRAME_W, FRAME_H = 640, 480  # the webcam resolution the pipeline rows are quoted at
+
 PIPELINE_FORMATS = ("tflite-fp32", "tflite-int8")
 
 
@@ -48,7 +49,6 @@ def run(settings: BenchSettings) -> dict:
             unwritable output folder (all checked before anything is measured).
     """
     manifest = load_manifest(settings.models)
-    raw = manifest.raw
     manifest_path = manifest.path
     threads = settings.resolved_threads()
     if any(t < 1 for t in threads):
@@ -57,7 +57,7 @@ def run(settings: BenchSettings) -> dict:
         raise SignsError("--iterations must be at least 1")
     from runtime.dataset import load_dataset
 
-    ds = load_dataset(_data_path(settings.data, raw))
+    ds = load_dataset(_data_path(settings.data, manifest))
     split = ds.evaluation_split()
     out = ensure_writable_dir(settings.out)
     has_tf = importlib.util.find_spec("tensorflow") is not None
@@ -90,7 +90,7 @@ def run(settings: BenchSettings) -> dict:
         baseline_rss = idle.get("peak_rss_mb") if idle else None
 
         rows: list[dict] = []
-        keras_path = _keras_path(manifest_path, raw)
+        keras_path = manifest.keras.path
         if not has_tf:
             notes.append(
                 "TensorFlow is not installed: Keras baseline rows and training cost "
@@ -114,8 +114,10 @@ def run(settings: BenchSettings) -> dict:
         for entry in manifest.models:
             fmt, path = entry.format, entry.path
             if not path.is_file():
-                notes.append(f"{fmt}: no file ({entry.status}), skipped")
-                print(f"  skip {fmt}: no file at {path} ({entry.status})")
+                # Cannot be measured: reported, and the run exits 1 like a failed measurement.
+                notes.append(f"{fmt}: no file ({entry.status.value}), not measured")
+                print(f"  FAILED {fmt}: no file at {path} ({entry.status.value})")
+                worker.failures.append(f"{fmt} (no file)")
                 continue
             for t in threads:
                 res = worker.run(
@@ -124,7 +126,7 @@ def run(settings: BenchSettings) -> dict:
                     notes,
                 )
                 if res:
-                    rows.append(_row(path, fmt, t, res, status=entry.status))
+                    rows.append(_row(path, fmt, t, res, status=entry.status.value))
                     _log_row(rows[-1])
         _add_speedups(rows)
 
@@ -178,43 +180,16 @@ def run(settings: BenchSettings) -> dict:
 
 
 def load_manifest(models: str | os.PathLike[str]) -> Manifest:
-    """The export manifest at ``models`` (a folder holding manifest.json, or the file).
-
-    Returns the runtime's parsed view (models, statuses, resolved paths; preprocessing checked
-    against this runtime); its ``raw`` JSON holds what only the benchmark needs (the Keras file,
-    the data the export validated on).
-    """
-    p = Path(models)
-    path = p if p.suffix == ".json" else p / MANIFEST_NAME
-    hint = "run python -m export --int8 first, or pass --models DIR"
-    if not p.exists():
-        raise SignsError(f"{p}: models folder not found; {hint}")
-    if not path.is_file():
-        raise SignsError(f"{path}: no export manifest; {hint}")
-    manifest = read_manifest(path)
-    if not manifest.models:
-        raise SignsError(f"{path}: the manifest lists no exported models; {hint}")
-    return manifest
+    """The export manifest at ``models`` (a folder holding manifest.json, or the file)."""
+    return find_manifest(models, "run python -m export --int8 first, or pass --models DIR")
 
 
-def _data_path(data: str | None, manifest: dict) -> str | None:
+def _data_path(data: str | None, manifest: Manifest) -> str | None:
     """--data, else $SIGNS_DATA, else the data the export validated on (if it is here)."""
     if data or os.environ.get("SIGNS_DATA"):
         return data
-    validated = (manifest.get("validation") or {}).get("data")
+    validated = manifest.validation.data
     return validated if validated and Path(validated).exists() else None
-
-
-def _resolve(manifest_path: Path, rel: str | None) -> Path | None:
-    if not rel:
-        return None
-    p = Path(rel)
-    return p if p.is_absolute() else manifest_path.parent / p
-
-
-def _keras_path(manifest_path: Path, manifest: dict) -> Path | None:
-    keras = manifest.get("keras") or {}
-    return _resolve(manifest_path, keras.get("path"))
 
 
 class _Worker:
@@ -298,29 +273,6 @@ def _log_row(r: dict) -> None:
     )
 
 
-def make_video(split_x: np.ndarray, path: Path, frames: int) -> Path:
-    """A 640x480 MJPG video whose frames are test images scaled to fill the frame height.
-
-    SIGNS images are 64x64; upscaled to 480x480 and edge-padded to 640 wide they give the
-    pipeline a camera-sized frame with a hand in the centre, as in front of a webcam.
-    """
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (FRAME_W, FRAME_H))
-    if not writer.isOpened():
-        raise SignsError(f"{path}: OpenCV cannot write an MJPG video here")
-    pad = (FRAME_W - FRAME_H) // 2
-    try:
-        for i in range(frames):
-            rgb = split_x[i % len(split_x)]
-            big = cv2.resize(rgb, (FRAME_H, FRAME_H), interpolation=cv2.INTER_LINEAR)
-            bgr = cv2.cvtColor(big, cv2.COLOR_RGB2BGR)
-            writer.write(cv2.copyMakeBorder(bgr, 0, 0, pad, pad, cv2.BORDER_REPLICATE))
-    finally:
-        writer.release()
-    return path
-
-
 def _pipeline(
     settings: BenchSettings,
     manifest: Manifest,
@@ -333,7 +285,7 @@ def _pipeline(
         notes.append("runtime.pipeline is not available: frame-pipeline rows skipped")
         return []
     entries = {m.format: m for m in manifest.models}
-    video = make_video(split.x, tmp / "frames_640x480.avi", settings.video_frames)
+    video = write_test_video(split.x, tmp / "frames_640x480.avi", settings.video_frames)
     rows: list[dict] = []
     for fmt in PIPELINE_FORMATS:
         path = entries[fmt].path if fmt in entries else None

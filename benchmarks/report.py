@@ -304,7 +304,12 @@ _COLORS = {"keras": "#7f7f7f", "tflite": "#1f77b4", "onnx": "#ff7f0e"}
 
 
 def render_png(results: dict, path: Path) -> None:
-    """Latency (log) against accuracy, marker area ~ file size, one point per format/backend."""
+    """Latency (log) against accuracy, marker area ~ file size, one point per format/backend.
+
+    Formats often share an accuracy and differ by a few microseconds, so labels beside the
+    points would collide. Each point carries a number instead (fastest first) and a table
+    beside the plot names it, with its latency, size and accuracy: readable however crowded.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -313,10 +318,13 @@ def render_png(results: dict, path: Path) -> None:
     from runtime.fsutil import atomic_path
 
     rows = results["rows"]
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    fig, (ax, key) = plt.subplots(
+        1, 2, figsize=(11, 5.5), dpi=120, gridspec_kw={"width_ratios": [2.3, 1]}
+    )
     ax.set_xlabel("latency p50 per image (µs, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(True, which="both", alpha=0.3)
+    key.axis("off")
     ax.text(
         0.99,
         0.02,
@@ -329,33 +337,45 @@ def render_png(results: dict, path: Path) -> None:
     if rows:
         t_min = min(r["threads"] for r in rows)
         pts = sorted((r for r in rows if r["threads"] == t_min), key=lambda r: r["p50_us"])
-        ax.set_title(
+        fig.suptitle(
             f"SIGNS CNN, one image per call, {t_min} thread(s): {results['machine']['cpu']}",
             fontsize=10,
         )
         ax.set_xscale("log")
         xs = [r["p50_us"] for r in pts]
-        ax.set_xlim(min(xs) / 2, max(xs) * 12)  # room for the slowest point's label
+        ax.set_xlim(min(xs) / 2, max(xs) * 2)
         ys = [r["accuracy"] * 100 for r in pts]
         lo, hi = min(ys), max(ys)
         pad = max(2.0, (hi - lo) * 0.5)
         ax.set_ylim(lo - pad, min(100.5, hi + pad))
         biggest = max(r["size_bytes"] for r in pts)
-        for r in pts:
+        lines = [f"{'':>2}  {'format':<15}{'p50 µs':>9}{'size':>13}{'acc %':>7}"]
+        for n, r in enumerate(pts, start=1):
+            x, y = r["p50_us"], r["accuracy"] * 100
+            area = _marker_area(r["size_bytes"], biggest)
             ax.scatter(
-                r["p50_us"],
-                r["accuracy"] * 100,
-                s=_marker_area(r["size_bytes"], biggest),
+                x,
+                y,
+                s=area,
                 color=_COLORS.get(r["format"].split("-")[0], "#2ca02c"),
                 alpha=0.6,
                 edgecolors="black",
                 linewidths=0.6,
                 zorder=3,
             )
-        names = [r["backend"] if r["format"] == "keras" else r["format"] for r in pts]
-        _place_labels(fig, ax, pts, names, [_marker_area(r["size_bytes"], biggest) for r in pts])
-    else:
-        fig.tight_layout()
+            # Just outside the marker, alternately above and below, so that neighbours on the
+            # same accuracy row keep their numbers apart.
+            dy = (math.sqrt(area) / 2 + 6) * (1 if n % 2 else -1)
+            ax.annotate(
+                str(n), (x, y), xytext=(0, dy), textcoords="offset points", ha="center",
+                va="center", fontsize=8, fontweight="bold", zorder=4,
+            )  # fmt: skip
+            name = r["backend"] if r["format"] == "keras" else r["format"]
+            lines.append(
+                f"{n:>2}  {name:<15}{_us(r['p50_us']):>9}{_kib(r['size_bytes']):>13}{y:>7.2f}"
+            )
+        key.text(0.0, 0.98, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=8)
+    fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
     plt.close(fig)
@@ -364,118 +384,3 @@ def render_png(results: dict, path: Path) -> None:
 def _marker_area(size_bytes: int, biggest: int) -> float:
     """Scatter marker area in pt^2: proportional to file size, with a visible minimum."""
     return 40 + 900 * size_bytes / biggest
-
-
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in points
-
-
-def _overlaps(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _place_labels(fig, ax, pts: list[dict], names: list[str], areas: list[float]) -> None:
-    """Label every point without covering another label or marker.
-
-    Formats often share an accuracy and differ by a few microseconds, so their markers
-    overlap. Such a crowd gets a column of one-line labels beside it (right or left, above or
-    below, the first spot that is free), ordered so that no two leader lines cross: the label
-    farthest from the crowd goes to the point farthest from the column. A lone point gets a
-    two-line label at the first free corner.
-    """
-    fig.tight_layout()  # fix the axes geometry before measuring distances on it
-    px = fig.dpi / 72.0  # display pixels per point
-    xy = [ax.transData.transform((r["p50_us"], r["accuracy"] * 100)) / px for r in pts]
-    rad = [math.sqrt(a) / 2 for a in areas]  # marker radius, points
-    frame = ax.get_window_extent()
-    inside = (frame.x0 / px, frame.y0 / px, frame.x1 / px, frame.y1 / px)
-    markers = [(x - r, y - r, x + r, y + r) for (x, y), r in zip(xy, rad, strict=True)]
-    placed: list[Box] = []
-
-    def free(box: Box, own: set[int]) -> bool:
-        within = (
-            box[0] >= inside[0] and box[2] <= inside[2] and box[1] >= inside[1]
-            and box[3] <= inside[3]
-        )  # fmt: skip
-        return (
-            within
-            and not any(_overlaps(box, b) for b in placed)
-            and not any(_overlaps(box, m) for j, m in enumerate(markers) if j not in own)
-        )
-
-    # Crowds: points whose markers (nearly) touch, joined transitively.
-    parent = list(range(len(pts)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i in range(len(pts)):
-        for j in range(i + 1, len(pts)):
-            dx, dy = abs(xy[i][0] - xy[j][0]), abs(xy[i][1] - xy[j][1])
-            if dx < rad[i] + rad[j] + 40 and dy < rad[i] + rad[j] + 6:
-                parent[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(len(pts)):
-        groups.setdefault(root(i), []).append(i)
-
-    line = {"arrowstyle": "-", "color": "0.35", "lw": 0.6}
-    char_w, line_h = 4.8, 13.0  # points per character and per line at 8 pt
-    for members in sorted(groups.values(), key=len, reverse=True):  # crowds first
-        own = set(members)
-        if len(members) == 1:
-            (i,) = members
-            r = pts[i]
-            text = f"{names[i]}\n{_us(r['p50_us'])} µs, {_kib(r['size_bytes'])}"
-            w, h = char_w * max(len(t) for t in text.splitlines()), 2 * line_h
-            x, y, g = xy[i][0], xy[i][1], rad[i] * 0.7 + 4
-            corners = ((g, g), (g, -g - h), (-g - w, g), (-g - w, -g - h))
-            boxes = [(x + dx, y + dy, x + dx + w, y + dy + h) for dx, dy in corners]
-            k = next((k for k, b in enumerate(boxes) if free(b, own)), 0)
-            placed.append(boxes[k])
-            ax.annotate(
-                text,
-                (r["p50_us"], r["accuracy"] * 100),
-                xytext=corners[k],
-                textcoords="offset points",
-                ha="left",
-                va="bottom",
-                fontsize=8,
-                arrowprops=line,
-            )
-            continue
-
-        texts = {
-            i: f"{names[i]}: {_us(pts[i]['p50_us'])} µs, {_kib(pts[i]['size_bytes'])}"
-            for i in members
-        }
-        width = char_w * max(len(t) for t in texts.values())
-        height = line_h * len(members)
-        right = max(xy[i][0] + rad[i] for i in members) + 12
-        left = min(xy[i][0] - rad[i] for i in members) - 12
-        top = max(xy[i][1] + rad[i] for i in members) + 6
-        bottom = min(xy[i][1] - rad[i] for i in members) - 6
-        options = []
-        for side in ("right", "left"):
-            x0 = right if side == "right" else left - width
-            for vert in ("above", "below"):
-                y0 = top if vert == "above" else bottom - height
-                options.append((side, vert, (x0, y0, x0 + width, y0 + height)))
-        side, vert, box = next((o for o in options if free(o[2], own)), options[0])
-        placed.append(box)
-        column_x = box[0] if side == "right" else box[2]
-        # Farthest-from-the-column point gets the label farthest from the crowd.
-        by_reach = sorted(members, key=lambda i: -abs(column_x - xy[i][0]))
-        for k, i in enumerate(by_reach):
-            row = k if vert == "above" else len(members) - 1 - k  # row 0 at the column's top
-            y_mid = box[3] - line_h * (row + 0.5)
-            ax.annotate(
-                texts[i],
-                (pts[i]["p50_us"], pts[i]["accuracy"] * 100),
-                xytext=(column_x - xy[i][0], y_mid - xy[i][1]),
-                textcoords="offset points",
-                ha="left" if side == "right" else "right",
-                va="center",
-                fontsize=8,
-                arrowprops={**line, "relpos": (0.0 if side == "right" else 1.0, 0.5)},
-            )

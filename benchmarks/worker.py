@@ -14,29 +14,15 @@ memory of the parent that spawned the worker, which would overstate small runtim
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+from runtime.stats import peak_rss_mb, percentiles
+
 MIN_TIMED = 20  # timed calls kept even when the time cap is hit, so p50/p95 exist
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0  # reported in kB
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 def time_calls(
@@ -66,7 +52,7 @@ def time_calls(
 
 def summarize(us: np.ndarray) -> dict:
     """p50/p95/p99 in microseconds and the number of samples behind them."""
-    p50, p95, p99 = np.percentile(us, [50, 95, 99])
+    p50, p95, p99 = percentiles(us, [50, 95, 99])
     return {
         "p50_us": round(float(p50), 1),
         "p95_us": round(float(p95), 1),
@@ -122,10 +108,11 @@ def bench_backend(spec: dict) -> dict:
 
 def bench_keras(spec: dict) -> dict:
     """The Keras baseline: ``model.predict(x[None])`` and ``model(x[None], training=False)``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from runtime.tfquiet import import_tensorflow
+
     t0 = time.perf_counter()
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     from runtime.preprocess import to_model_input
 
@@ -269,9 +256,11 @@ def bench_train(spec: dict) -> dict:
     adds a timing callback to the ``fit`` call that ``train.run`` makes, so nothing of the
     recipe is copied here. Epoch times include the validation pass.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tempfile
 
+    from runtime.tfquiet import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from train import TrainSettings, run
@@ -289,17 +278,11 @@ def bench_train(spec: dict) -> dict:
             self.seconds.append(time.perf_counter() - self._t0)
 
     timer = EpochTimer()
-    fit = keras.Model.fit
-
-    def timed_fit(self, *args, callbacks=None, **kwargs):
-        return fit(self, *args, callbacks=[*(callbacks or []), timer], **kwargs)
-
-    keras.Model.fit = timed_fit  # this worker process only; it exits after one run
     with tempfile.TemporaryDirectory(prefix="signs-bench-train-") as out:
         settings = TrainSettings(
             data=spec["data"], out=out, plots=False, verbose=0, **spec.get("overrides", {})
         )
-        metrics = run(settings)
+        metrics = run(settings, callbacks=[timer])
     if len(timer.seconds) != settings.epochs:
         raise RuntimeError(f"timed {len(timer.seconds)} epochs of {settings.epochs}")
     later = timer.seconds[1:] or timer.seconds

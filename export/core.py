@@ -9,56 +9,38 @@ float formats, on its probability difference from Keras. ``manifest.json`` is wr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import os
 import platform
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from export.formats import FORMATS, ConvertContext, ExportFormat
 from export.settings import ExportSettings
-from runtime.backends import EXPECTED_INPUT, TensorInfo, load_backend, uint8_shortcut
+from runtime.backends import EXPECTED_INPUT, load_backend, uint8_shortcut
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
 from runtime.errors import DataError, ModelError, SignsError, ValidationError
-from runtime.fsutil import atomic_path, ensure_writable_dir, write_json
-from runtime.preprocess import PreprocessConfig, to_model_input
+from runtime.fsutil import atomic_path, check_output_dir, ensure_writable_dir, write_text
+from runtime.manifest import (
+    MANIFEST_NAME,
+    Calibration,
+    KerasModel,
+    Manifest,
+    ModelEntry,
+    Status,
+    Validation,
+)
+from runtime.preprocess import to_model_input
 
 KB = 1000  # bytes; sizes in the table are SI kilobytes
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_NAME  # kept for callers that import it from here
 KERAS_SUFFIXES = (".keras", ".h5")
-
-
-@dataclass
-class FormatResult:
-    """One exported file and its verdict."""
-
-    format: str
-    filename: str  # "<format><suffix>" in the output directory
-    status: str  # "passed" | "failed" | "export-failed"
-    path: Path | None = None
-    reason: str = ""  # why it failed; empty when passed
-    export_seconds: float = 0.0
-    size_bytes: int = 0
-    sha256: str = ""
-    accuracy: float | None = None  # test accuracy through the runtime backend
-    drop: float | None = None  # Keras accuracy minus this accuracy, percentage points
-    agreement: float | None = None  # fraction of test images with the same top-1 as Keras
-    max_abs_diff: float | None = None  # max |probability - Keras probability|
-    tolerance: float | None = None
-    runtime: str = ""
-    input: TensorInfo | None = None
-    output: TensorInfo | None = None
-    notes: dict = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
 
 
 @dataclass
@@ -66,11 +48,11 @@ class ExportReport:
     out: Path
     keras_accuracy: float
     test_images: int
-    results: list[FormatResult]
+    results: list[ModelEntry]  # one per requested format, as written into the manifest
     seconds: float = 0.0  # wall time of the whole export, validation included
 
     @property
-    def failures(self) -> list[FormatResult]:
+    def failures(self) -> list[ModelEntry]:
         return [r for r in self.results if not r.passed]
 
     @property
@@ -104,19 +86,15 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     """
     t_start = time.perf_counter()
     formats = select_formats(settings, table)
-    if settings.max_drop < 0:
-        raise SignsError(f"--max-drop must be >= 0 percentage points, got {settings.max_drop}")
-    if settings.threads is not None and settings.threads < 1:
-        raise SignsError(f"--threads must be at least 1, got {settings.threads}")
     if settings.calibration_images < 1:
         raise SignsError("calibration_images must be at least 1")
     model_path = Path(settings.model)
     _check_model_file(model_path)
     ds = load_dataset(settings.data)
     test, calibration = _splits(ds, formats, settings)
-    out = Path(settings.out)
-    _check_out_dir(out)
-    model = _load_keras(model_path)  # the slow part (TensorFlow), after the cheap checks
+    out = check_output_dir(settings.out)
+    # The slow part (TensorFlow), after the cheap checks.
+    model = _load_keras(model_path, settings.verbose)
     labels = _labels(model_path, ds)
 
     print(f"model: {model_path} ({model.count_params():,} parameters)")
@@ -151,12 +129,12 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     report = ExportReport(out, keras_acc, len(test), results, time.perf_counter() - t_start)
     print()
     print(format_table(report))
-    write_json(
-        out / MANIFEST, _manifest(report, settings, model_path, labels, ds, test, calibration)
-    )
-    print(f"\nwrote {out}/ ({len(results)} files + {MANIFEST}) in {report.seconds:.1f} s")
+    manifest = _manifest(report, settings, model_path, labels, ds, test, calibration)
+    write_text(manifest.path, manifest.to_json())
+    written = sum(1 for r in results if r.status is not Status.EXPORT_FAILED)
+    print(f"\nwrote {out}/ ({written} model files + {MANIFEST}) in {report.seconds:.1f} s")
     if not report.passed:
-        names = ", ".join(f"{r.format} ({r.status}: {r.reason})" for r in report.failures)
+        names = ", ".join(f"{r.format} ({r.status.value}: {r.reason})" for r in report.failures)
         raise ExportFailed(
             f"{len(report.failures)} of {len(results)} formats did not pass: {names}", report
         )
@@ -191,8 +169,10 @@ def _check_model_file(path: Path) -> None:
         raise ModelError(f"{path}: not a Keras model (expected a .keras file)")
 
 
-def _load_keras(path: Path):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+def _load_keras(path: Path, verbose: bool = False):
+    from runtime.tfquiet import import_tensorflow
+
+    import_tensorflow(verbose)
     import keras
 
     try:
@@ -235,19 +215,6 @@ def _splits(
     return ds.test, calibration
 
 
-def _check_out_dir(out: Path) -> None:
-    """Fail early, without creating anything, if ``out`` cannot become a writable directory."""
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise SignsError(f"output directory {out} cannot be created: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SignsError(f"output directory {out} cannot be written: {probe} is read-only")
-
-
 def _labels(model_path: Path, ds: Dataset) -> list[str]:
     """The class names from the training run's config.json beside the model, else the data's."""
     config = model_path.parent / "config.json"
@@ -269,11 +236,14 @@ def _export_one(
     keras_probs: np.ndarray,
     keras_acc: float,
     settings: ExportSettings,
-) -> FormatResult:
+) -> ModelEntry:
     dest = out / fmt.filename
     # A file left by an earlier run must not pass for this run's output if conversion fails.
     with contextlib.suppress(FileNotFoundError):
         dest.unlink()
+    entry = ModelEntry(
+        fmt.name, dest, Status.EXPORT_FAILED, fmt.quantization, tolerance=fmt.tolerance
+    )
     t0 = time.perf_counter()
     try:
         with atomic_path(dest) as tmp:
@@ -282,69 +252,70 @@ def _export_one(
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         reason = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         print(f"{fmt.name}: export-failed ({reason})", flush=True)
-        return FormatResult(
-            fmt.name, fmt.filename, "export-failed", reason=reason, tolerance=fmt.tolerance
-        )
+        return dataclasses.replace(entry, reason=reason)
     seconds = time.perf_counter() - t0
     data = dest.read_bytes()
-    result = FormatResult(
-        fmt.name,
-        fmt.filename,
-        "failed",
-        path=dest,
-        export_seconds=seconds,
+    entry = dataclasses.replace(
+        entry,
+        status=Status.FAILED,
+        export_seconds=round(seconds, 3),
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        tolerance=fmt.tolerance,
-        notes=notes,
+        conversion=notes,
     )
     print(f"{fmt.name}: wrote {dest} ({len(data) / KB:.1f} KB) in {seconds:.1f} s", flush=True)
-    _validate(result, fmt, test, keras_probs, keras_acc, settings)
-    if result.accuracy is None:
-        print(f"{fmt.name}: {result.status} ({result.reason})", flush=True)
+    entry = _validate(entry, test, keras_probs, keras_acc, settings)
+    if entry.accuracy is None:
+        print(f"{fmt.name}: {entry.status.value} ({entry.reason})", flush=True)
     else:
         print(
-            f"{fmt.name}: {result.status}, accuracy {result.accuracy:.4f} "
-            f"(drop {result.drop:+.2f} pp, agreement {result.agreement:.1%}, "
-            f"max |dp| {result.max_abs_diff:.1e})"
-            + (f": {result.reason}" if result.reason else ""),
+            f"{fmt.name}: {entry.status.value}, accuracy {entry.accuracy:.4f} "
+            f"(drop {entry.drop:+.2f} pp, agreement {entry.agreement:.1%}, "
+            f"max |dp| {entry.max_abs_diff:.1e})" + (f": {entry.reason}" if entry.reason else ""),
             flush=True,
         )
-    return result
+    return entry
 
 
 def _validate(
-    result: FormatResult,
-    fmt: ExportFormat,
+    entry: ModelEntry,
     test: Split,
     keras_probs: np.ndarray,
     keras_acc: float,
     settings: ExportSettings,
-) -> None:
+) -> ModelEntry:
     """Run the file on the whole test set with the runtime backend and apply the gate."""
-    assert result.path is not None
     try:
-        backend = load_backend(result.path, threads=settings.threads)
+        backend = load_backend(entry.path, threads=settings.threads)
         probs = backend.predict(test.x)
     except SignsError as exc:
-        result.reason = f"does not load in the runtime: {exc}"
-        return
-    result.runtime, result.input, result.output = backend.runtime, backend.input, backend.output
-    if fmt.suffix == ".tflite" and backend.input.dtype == "int8":
-        result.notes["uint8_shortcut"] = uint8_shortcut(backend.input)
+        return dataclasses.replace(entry, reason=f"does not load in the runtime: {exc}")
+    shortcut = None
+    if entry.path.suffix == ".tflite" and backend.input.dtype == "int8":
+        shortcut = uint8_shortcut(backend.input)
     pred = probs.argmax(1)
-    result.accuracy = float(np.mean(pred == test.y))
-    result.drop = (keras_acc - result.accuracy) * 100.0
-    result.agreement = float(np.mean(pred == keras_probs.argmax(1)))
-    result.max_abs_diff = float(np.max(np.abs(probs - keras_probs)))
+    accuracy = float(np.mean(pred == test.y))
+    drop = (keras_acc - accuracy) * 100.0
+    max_abs_diff = float(np.max(np.abs(probs - keras_probs)))
     reasons = []
     # A float epsilon keeps an exact tie with --max-drop a pass.
-    if result.drop > settings.max_drop + 1e-9:
-        reasons.append(f"accuracy drop {result.drop:.2f} pp > max {settings.max_drop:g} pp")
-    if fmt.tolerance is not None and result.max_abs_diff > fmt.tolerance:
-        reasons.append(f"max prob diff {result.max_abs_diff:.2e} > tolerance {fmt.tolerance:.0e}")
-    result.reason = "; ".join(reasons)
-    result.status = "failed" if reasons else "passed"
+    if drop > settings.max_drop + 1e-9:
+        reasons.append(f"accuracy drop {drop:.2f} pp > max {settings.max_drop:g} pp")
+    if entry.tolerance is not None and max_abs_diff > entry.tolerance:
+        reasons.append(f"max prob diff {max_abs_diff:.2e} > tolerance {entry.tolerance:.0e}")
+    return dataclasses.replace(
+        entry,
+        status=Status.FAILED if reasons else Status.PASSED,
+        reason="; ".join(reasons),
+        accuracy=round(accuracy, 6),
+        drop=round(drop, 4),
+        agreement=round(float(np.mean(pred == keras_probs.argmax(1))), 6),
+        max_abs_diff=float(f"{max_abs_diff:.3e}"),
+        runtime=backend.runtime,
+        input=backend.input,
+        output=backend.output,
+        uint8_shortcut=shortcut,
+    )
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -368,7 +339,7 @@ def format_table(report: ExportReport) -> str:
 
     for r in report.results:
         lines.append(
-            f"{r.format:<15} {r.status:<13} "
+            f"{r.format:<15} {r.status.value:<13} "
             f"{num(r.size_bytes / KB if r.size_bytes else None, '.1f'):>8} "
             f"{num(r.accuracy, '.4f'):>9} {num(r.drop, '+.2f'):>8} "
             f"{num(None if r.agreement is None else r.agreement * 100, '.1f') + '%':>7} "
@@ -394,10 +365,6 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _rel(path: Path, start: Path) -> str:
-    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
-
-
 def _manifest(
     report: ExportReport,
     settings: ExportSettings,
@@ -406,54 +373,20 @@ def _manifest(
     ds: Dataset,
     test: Split,
     calibration: Split | None,
-) -> dict:
-    out = report.out
-
-    def rounded(v: float | None, nd: int) -> float | None:
-        return None if v is None else round(v, nd)
-
-    models = []
-    for r in report.results:
-        entry = {
-            "format": r.format,
-            # The intended file name even for export-failed (no file): readers key on it.
-            "path": r.filename,
-            "status": r.status,
-            "reason": r.reason,
-            "size_bytes": r.size_bytes or None,
-            "sha256": r.sha256 or None,
-            "accuracy": rounded(r.accuracy, 6),
-            "drop": rounded(r.drop, 4),
-            "agreement": rounded(r.agreement, 6),
-            "max_abs_diff": None if r.max_abs_diff is None else float(f"{r.max_abs_diff:.3e}"),
-            "tolerance": r.tolerance,
-            "export_seconds": round(r.export_seconds, 3),
-            "runtime": r.runtime or None,
-            "input": r.input.to_dict() if r.input is not None else None,
-            "output": r.output.to_dict() if r.output is not None else None,
-        }
-        if "uint8_shortcut" in r.notes:
-            entry["uint8_shortcut"] = r.notes["uint8_shortcut"]
-        entry["conversion"] = {k: v for k, v in r.notes.items() if k != "uint8_shortcut"}
-        models.append(entry)
-    return {
-        "keras": {"path": _rel(model_path, out), "accuracy": round(report.keras_accuracy, 6)},
-        "labels": labels,
-        "preprocessing": PreprocessConfig().to_dict(),
-        "models": models,
-        "validation": {
-            "data": str(ds.root.resolve()),
-            "split": "test",
-            "images": len(test),
-            "max_drop": settings.max_drop,
-        },
-        "calibration": None
+) -> Manifest:
+    manifest = Manifest(
+        path=report.out / MANIFEST_NAME,
+        labels=labels,
+        models=report.results,
+        keras=KerasModel(model_path, round(report.keras_accuracy, 6)),
+        validation=Validation(str(ds.root.resolve()), "test", len(test), settings.max_drop),
+        calibration=None
         if calibration is None
-        else {
-            "split": "train",
-            "images": len(calibration),
-            "selection": f"class-stratified, seed {settings.calibration_seed}",
-        },
-        "versions": _versions(),
-        "settings": settings.to_dict(),
-    }
+        else Calibration(
+            "train", len(calibration), f"class-stratified, seed {settings.calibration_seed}"
+        ),
+        versions=_versions(),
+        settings=settings.to_dict(),
+    )
+    default = manifest.choose_default()
+    return dataclasses.replace(manifest, default_model=default.path.name if default else None)

@@ -1,4 +1,4 @@
-"""The export formats as data: one table of (name, suffix, converter, tolerance, quantized).
+"""The export formats as data: one table of (name, suffix, converter, tolerance, quantization).
 
 Each converter writes one file to the path it is given (a temporary name that
 :func:`runtime.fsutil.atomic_path` renames only on success) and returns notes for the manifest.
@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from runtime.manifest import Quantization
 from runtime.preprocess import IMAGE_SIZE, to_model_input
+from runtime.tfquiet import filtered_stderr
 
 # Named tolerances on the max absolute difference of the six probabilities vs Keras, over the
 # whole test set. fp32 differs from Keras only by kernel summation order (~3e-6 measured);
@@ -53,12 +55,21 @@ class ExportFormat:
     suffix: str  # ".tflite" or ".onnx"; picks the runtime backend
     converter: Converter
     tolerance: float | None  # max |prob diff| vs Keras for float formats; None: gated on drop only
-    quantized: bool  # int8 weights; exported with --int8
-    calibrated: bool = False  # needs training images for activation ranges
+    quantization: Quantization  # recorded in the manifest for every reader
 
     @property
     def filename(self) -> str:
         return f"{self.name}{self.suffix}"
+
+    @property
+    def quantized(self) -> bool:
+        """int8 weights: exported only with --int8."""
+        return self.quantization.quantized
+
+    @property
+    def calibrated(self) -> bool:
+        """Needs training images for its activation ranges."""
+        return self.quantization is Quantization.INT8
 
 
 # --- TFLite ---------------------------------------------------------------------------------
@@ -70,8 +81,9 @@ def _tflite(ctx: ConvertContext, dest: Path, configure: Callable[[Any], dict]) -
     converter = tf.lite.TFLiteConverter.from_keras_model(ctx.model)
     notes = configure(converter)
     # from_keras_model saves a temporary SavedModel and prints its signature to stdout; the
-    # int8 path warns that the (int8) input has no float statistics, which is expected.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    # int8 path warns that the (int8) input has no float statistics, which is expected, and
+    # prints its settings ("fully_quantize: 0, ...") from C++ (filtered; anything else shows).
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), filtered_stderr():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         flatbuffer = converter.convert()
     dest.write_bytes(flatbuffer)
@@ -218,11 +230,12 @@ def onnx_int8(ctx: ConvertContext, dest: Path) -> dict:
     return {**ONNX_QUANT, "opset": ctx.opset, "calibration_images": len(ctx.calibration)}
 
 
+Q = Quantization
 FORMATS: tuple[ExportFormat, ...] = (
-    ExportFormat("tflite-fp32", ".tflite", tflite_fp32, FP32_TOL, quantized=False),
-    ExportFormat("tflite-fp16", ".tflite", tflite_fp16, FP16_TOL, quantized=False),
-    ExportFormat("tflite-dynamic", ".tflite", tflite_dynamic, None, quantized=True),
-    ExportFormat("tflite-int8", ".tflite", tflite_int8, None, quantized=True, calibrated=True),
-    ExportFormat("onnx-fp32", ".onnx", onnx_fp32, FP32_TOL, quantized=False),
-    ExportFormat("onnx-int8", ".onnx", onnx_int8, None, quantized=True, calibrated=True),
+    ExportFormat("tflite-fp32", ".tflite", tflite_fp32, FP32_TOL, Q.FLOAT32),
+    ExportFormat("tflite-fp16", ".tflite", tflite_fp16, FP16_TOL, Q.FLOAT16),
+    ExportFormat("tflite-dynamic", ".tflite", tflite_dynamic, None, Q.DYNAMIC),
+    ExportFormat("tflite-int8", ".tflite", tflite_int8, None, Q.INT8),
+    ExportFormat("onnx-fp32", ".onnx", onnx_fp32, FP32_TOL, Q.FLOAT32),
+    ExportFormat("onnx-int8", ".onnx", onnx_int8, None, Q.INT8),
 )

@@ -65,20 +65,33 @@ def load_backend(path: str | Path, threads: int | None = None) -> Backend:
         threads: intra-op threads; None lets the library choose.
 
     Raises:
-        ModelError: missing, unreadable or truncated file, unknown suffix, or a model whose
-            input is not 64x64x3 / output not 6 classes.
+        ModelError: missing or unknown file, or one line "not a usable model" for anything the
+            library raises while loading the file and running it once (damaged files make
+            LiteRT and onnxruntime raise ValueError, RuntimeError, UnicodeDecodeError, ...),
+            or a model whose input is not 64x64x3 / output not 6 classes.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        backend: Backend = TFLiteBackend(path, threads)
-    elif suffix == ".onnx":
-        backend = OnnxBackend(path, threads)
-    else:
+    kinds = {".tflite": TFLiteBackend, ".onnx": OnnxBackend}
+    if suffix not in kinds:
         raise ModelError(f"{path}: unknown model type {suffix!r} (expected .tflite or .onnx)")
-    _check_shapes(backend)
+    cls = kinds[suffix]
+    lib = cls.library()  # outside the try: a missing library is not a damaged file
+    try:
+        backend: Backend = cls(path, threads, lib)
+        _check_shapes(backend)
+        # One inference on a blank image: some damage only shows when the graph runs.
+        backend.predict_one(np.zeros(EXPECTED_INPUT, np.uint8))
+    except ModelError:
+        raise
+    except Exception as exc:  # any library error means the file is unusable
+        text = str(exc).strip()
+        first = text.splitlines()[0][:200] if text else "no message"
+        raise ModelError(
+            f"{path}: not a usable {cls.kind} model ({type(exc).__name__}: {first})"
+        ) from None
     return backend
 
 
@@ -151,15 +164,19 @@ def uint8_shortcut(info: TensorInfo) -> bool:
 
 
 class TFLiteBackend(Backend):
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    kind = "TFLite"
+
+    @staticmethod
+    def library() -> tuple[type, str]:
+        return tflite_interpreter_class()
+
+    def __init__(
+        self, path: Path, threads: int | None = None, lib: tuple[type, str] | None = None
+    ) -> None:
         super().__init__(path)
-        interpreter_cls, self.runtime = tflite_interpreter_class()
-        try:
-            self._interp = interpreter_cls(model_path=str(path), num_threads=threads)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{path}: not a valid TFLite model ({first})") from None
+        interpreter_cls, self.runtime = lib or self.library()
+        self._interp = interpreter_cls(model_path=str(path), num_threads=threads)
+        self._interp.allocate_tensors()
         ins, outs = self._interp.get_input_details(), self._interp.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
             raise ModelError(f"{path}: expected one input and one output tensor")
@@ -219,23 +236,26 @@ _ONNX_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int
 
 
 class OnnxBackend(Backend):
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        super().__init__(path)
-        import onnxruntime as ort
+    kind = "ONNX"
 
+    @staticmethod
+    def library():
+        import onnxruntime
+
+        return onnxruntime
+
+    def __init__(self, path: Path, threads: int | None = None, lib=None) -> None:
+        super().__init__(path)
+        ort = lib or self.library()
         self.runtime = f"onnxruntime {ort.__version__}"
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        try:
-            self._sess = ort.InferenceSession(
-                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped pybind errors
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "load failed"
-            raise ModelError(f"{path}: not a valid ONNX model ({first})") from None
+        self._sess = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
         ins, outs = self._sess.get_inputs(), self._sess.get_outputs()
         if len(ins) != 1 or len(outs) != 1:
             raise ModelError(f"{path}: expected one input and one output tensor")

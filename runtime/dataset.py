@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.errors import DataError
-from runtime.preprocess import IMAGE_SIZE, preprocess
+from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES, preprocess
 
-NUM_CLASSES = 6
 DEFAULT_LABELS = [str(i) for i in range(NUM_CLASSES)]  # the class is the number of fingers
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 HOW_TO_GET = (
@@ -106,7 +105,7 @@ def load_dataset(path: str | os.PathLike[str] | None, *, need_train: bool = Fals
         ds = Dataset(root, "class-folders", train, test, list(DEFAULT_LABELS))
     elif _class_dirs(root):
         ds = Dataset(root, "class-folders", None, _load_class_folders(root), list(DEFAULT_LABELS))
-    elif any(_is_image(p) for p in root.iterdir()):
+    elif any(is_image_file(p) for p in root.iterdir()):
         ds = Dataset(root, "cs230", None, _load_prefixed_folder(root), list(DEFAULT_LABELS))
     else:
         raise DataError(
@@ -195,23 +194,39 @@ def _check_arrays(path: Path, prefix: str, x: np.ndarray, y: np.ndarray) -> Spli
 # --- image folders --------------------------------------------------------------------------
 
 
-def _is_image(p: Path) -> bool:
+def is_image_file(p: Path) -> bool:
+    """A file whose suffix is one of :data:`IMAGE_SUFFIXES`."""
     return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """The one image decoder: a file as OpenCV decodes it, H x W x 3 uint8 BGR, any size.
+
+    ``np.fromfile`` + ``cv2.imdecode`` rather than ``cv2.imread``: non-ASCII paths work on every
+    platform, and a failure is told apart from a missing file.
+
+    Raises:
+        DataError: the file cannot be read, or is not a decodable image.
+    """
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise DataError(f"{path}: not a readable image")
+    return img
 
 
 def read_image(path: Path) -> np.ndarray:
     """Read one image file as the model's 64x64 RGB uint8 input.
 
     Raises:
-        DataError: the file cannot be decoded as an image.
+        DataError: the file cannot be read or decoded as an image.
     """
-    import cv2
-
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if img is None:
-        raise DataError(f"{path}: not a readable image file")
-    return preprocess(img, bgr=True)
+    return preprocess(decode_image(path), bgr=True)
 
 
 def _label_of(path: Path) -> int:
@@ -232,7 +247,7 @@ def _stack(folder: Path, files: list[Path], labels: list[int]) -> Split:
 
 
 def _load_prefixed_folder(folder: Path) -> Split:
-    files = sorted(p for p in folder.iterdir() if _is_image(p))
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
     return _stack(folder, files, [_label_of(f) for f in files])
 
 
@@ -252,7 +267,7 @@ def _class_dirs(root: Path) -> list[Path]:
 def _load_class_folders(root: Path) -> Split:
     files, labels = [], []
     for d in _class_dirs(root):
-        for f in sorted(p for p in d.iterdir() if _is_image(p)):
+        for f in sorted(p for p in d.iterdir() if is_image_file(p)):
             files.append(f)
             labels.append(int(d.name))
     return _stack(root, files, labels)

@@ -18,6 +18,22 @@ class SignsError(Exception):
     exit_code = 2
 
 
+class SettingError(SignsError):
+    """A setting has a value it cannot take. The message names the setting as the library
+    spells it (``max_frames -1: must be ...``); a CLI re-raises it with its flag
+    (:meth:`renamed`), so ``run()`` called from Python and the command line both read well."""
+
+    def __init__(self, setting: str, value: object, reason: str) -> None:
+        self.setting, self.value, self.reason = setting, value, reason
+        super().__init__(f"{setting} {value}: {reason}")
+
+    def renamed(self, name: str) -> SettingError:
+        """The same error, naming the setting ``name`` (e.g. its ``--flag``)."""
+        exc = type(self)(name, self.value, self.reason)
+        exc.setting = self.setting
+        return exc
+
+
 class DataError(SignsError):
     """The dataset is missing, unreadable or malformed."""
 

@@ -10,7 +10,6 @@ predicted; per_class is the recall of each class, null for a class with no image
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -18,17 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import run_cli
+from runtime.cli import opt, run_command
+from runtime.errors import SettingError
 
 BATCH = 64  # images per predict call: bounded memory on a Pi, fast enough everywhere
 
 
 @dataclass
 class EvaluateSettings:
-    model: str  # .tflite or .onnx file
-    data: str | None = None  # dataset path; None = $SIGNS_DATA, else ./data
-    json: bool = False  # also print one JSON line, last
-    threads: int | None = None  # inference threads; None = the library's choice
+    model: str = opt(metavar="FILE", help=".tflite or .onnx model file")
+    data: str | None = opt(
+        None,
+        help="dataset: HDF5 file(s), CS230 folders or class subfolders; when omitted, "
+        "$SIGNS_DATA, else ./data",
+    )
+    json: bool = opt(False, help="print one JSON line last")
+    threads: int | None = opt(None, help="inference threads; when omitted, the library decides")
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise SettingError("threads", self.threads, "must be at least 1")
 
 
 @dataclass
@@ -50,31 +58,6 @@ class EvaluateResult:
         }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m runtime.evaluate",
-        description="Accuracy and confusion matrix of an exported .tflite/.onnx model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--model", type=str, required=True, help=".tflite or .onnx model file")
-    parser.add_argument(
-        "--data",
-        type=str,
-        default=None,
-        help="dataset: HDF5 file(s), CS230 folders or class subfolders; when omitted, "
-        "$SIGNS_DATA, else ./data",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON line last")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="inference threads (None: the library decides)"
-    )
-    args = parser.parse_args(argv)
-    settings = EvaluateSettings(
-        model=args.model, data=args.data, json=args.json, threads=args.threads
-    )
-    run_cli(lambda: run(settings))
-
-
 def evaluate(settings: EvaluateSettings) -> EvaluateResult:
     """Load the model and the data, predict every image, count.
 
@@ -84,11 +67,8 @@ def evaluate(settings: EvaluateSettings) -> EvaluateResult:
     """
     from runtime.backends import load_backend
     from runtime.dataset import load_dataset
-    from runtime.errors import SignsError
     from runtime.manifest import describe_model
 
-    if settings.threads is not None and settings.threads < 1:
-        raise SignsError(f"--threads {settings.threads}: must be at least 1")
     info = describe_model(settings.model)
     for w in info.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -143,6 +123,16 @@ def format_report(r: EvaluateResult) -> str:
         acc_s = f"{acc:.3f}" if acc is not None else "n/a"
         lines.append(f"{lb:<{width}} {cells} {int(r.confusion[c].sum()):>5} {acc_s:>6}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(
+        EvaluateSettings,
+        run,
+        argv,
+        prog="python -m runtime.evaluate",
+        description="Accuracy and confusion matrix of an exported .tflite/.onnx model.",
+    )
 
 
 if __name__ == "__main__":

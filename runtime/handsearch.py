@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from runtime.backends import Backend
 from runtime.errors import SignsError
-from runtime.preprocess import IMAGE_SIZE
+from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES
 
 # Window sides in frame pixels for a 640x480 frame (scaled with the frame's short side), and
 # the grid stride as a fraction of the window. Chosen on the val scenes (see module docstring).
@@ -53,7 +53,6 @@ DEFAULT_KEEP = 0.45
 BOX_SMOOTH = 0.5  # EMA weight of the previous box while the hand stays near it
 REFERENCE_SHORT_SIDE = 480  # DEFAULT_SIDES are for this frame height
 BATCH = 8  # windows per backend call
-NUM_CLASSES = 6
 # A common fixed skin-colour box in YCrCb (Y any, Cr 133-173, Cb 77-127): cheap, and loose
 # enough for most skin tones under indoor light; only used as an optional proposal stage.
 SKIN_LO = np.array([0, 133, 77], np.uint8)

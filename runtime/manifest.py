@@ -1,15 +1,25 @@
-"""What the runtime knows about a model file: its export manifest, or safe defaults.
+"""The export manifest: the one typed contract between ``python -m export`` and its readers.
 
-``python -m export`` writes ``manifest.json`` beside the files it exports::
+``python -m export`` writes ``manifest.json`` beside the files it exports, by filling
+:class:`Manifest` and calling :meth:`Manifest.to_json`; the runtime, ``benchmarks`` and
+``benchmarks.arm64`` read it with :func:`read_manifest`. Nobody else parses the file.
 
-    {"keras": {"path", "accuracy"}, "labels": [...], "preprocessing": {...},
-     "models": [{"format", "path" (relative to the manifest), "status", "size_bytes", "sha256",
-                 "accuracy", "drop", "agreement", "input": {...}, "output": {...}}],
-     "versions": {...}}
+Schema (``schema_version`` :data:`SCHEMA_VERSION`); every key is a field of the dataclasses below:
 
-The runtime reads the labels, checks that the recorded preprocessing is the one it implements,
-and finds the model's own entry (status, accuracy, input quantization). A bare model file with no
-manifest beside it still works: labels "0".."5" and the standard preprocessing.
+- ``schema_version``: int, checked first; another version is a one-line :class:`ModelError`.
+- ``labels``: six class names. ``preprocessing``: :class:`runtime.preprocess.PreprocessConfig`
+  as a dict; a reader refuses values its own preprocessing does not implement.
+- ``default_model``: file name of the model the camera uses without ``--model``.
+- ``keras``: :class:`KerasModel` (path relative to the manifest, test accuracy).
+- ``validation``: :class:`Validation` (the data the gate ran on, the accuracy-drop limit).
+- ``calibration``: :class:`Calibration` or null (no int8 format exported).
+- ``models``: list of :class:`ModelEntry`, one per requested format, export-failed ones included
+  (``path`` relative to the manifest; the file may be missing then).
+- ``versions``, ``settings``: free-form records of the export run (informational).
+
+Compatibility: a reader ignores keys it does not know, and a key missing from the file takes the
+field's default. So a new *optional* field is one line with a default and needs no new version;
+bump :data:`SCHEMA_VERSION` only when a field changes meaning or becomes required.
 """
 
 from __future__ import annotations
@@ -18,61 +28,230 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from runtime import typedjson
+from runtime.backends import TensorInfo
 from runtime.dataset import DEFAULT_LABELS, NUM_CLASSES
 from runtime.errors import ModelError
 from runtime.preprocess import PreprocessConfig
 
-if TYPE_CHECKING:
-    from runtime.backends import Backend
-
+SCHEMA_VERSION = 2  # 1: the unversioned manifests written before the typed schema
 MANIFEST_NAME = "manifest.json"
 DEFAULT_EXPORT_DIR = Path("artifacts") / "export"  # where `python -m export` writes, from the cwd
 DEFAULT_MODEL_NAME = "tflite-int8.tflite"  # smallest and fastest file; preferred when it passed
-PASSED = "passed"  # the export gate's status for a file that kept the Keras accuracy
 RUNNABLE_SUFFIXES = (".tflite", ".onnx")
+
+
+class Status(str, Enum):
+    """The export gate's verdict on one file (a str, so the JSON stays readable)."""
+
+    PASSED = "passed"  # kept the Keras accuracy within the tolerances
+    FAILED = "failed"  # written, but failed the accuracy or probability gate
+    EXPORT_FAILED = "export-failed"  # the conversion itself failed: no file
+
+
+class Quantization(str, Enum):
+    """What arithmetic a file computes in; set by export from its FORMATS table."""
+
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"  # float16 weights, float compute
+    DYNAMIC = "dynamic"  # int8 weights, activations quantized at run time
+    INT8 = "int8"  # int8 weights and calibrated int8 activations
+
+    @property
+    def quantized(self) -> bool:
+        """int8 compute somewhere: results may differ by a quantization step across CPUs."""
+        return self in (Quantization.DYNAMIC, Quantization.INT8)
+
+
+PASSED = Status.PASSED.value  # kept for messages that quote the status
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One item of the manifest's ``models`` list."""
+    """One exported file and the gate's verdict on it."""
 
-    format: str
-    path: Path  # resolved against the manifest's folder
-    status: str
-    accuracy: float | None = None  # test accuracy measured by the export gate
-    drop: float | None = None  # percentage points below the Keras accuracy
+    format: str  # the FORMATS name, e.g. "tflite-int8"
+    path: Path  # absolute in memory; written relative to the manifest's folder
+    status: Status
+    quantization: Quantization = Quantization.FLOAT32
+    reason: str = ""  # why it failed; empty when passed
     size_bytes: int | None = None
     sha256: str | None = None
-    input: dict = field(default_factory=dict)  # name, shape, dtype, scale, zero_point
-    output: dict = field(default_factory=dict)
+    accuracy: float | None = None  # test accuracy through the runtime backend
+    drop: float | None = None  # Keras accuracy minus this accuracy, percentage points
+    agreement: float | None = None  # fraction of test images with Keras's top-1 class
+    max_abs_diff: float | None = None  # max |probability - Keras probability|
+    tolerance: float | None = None  # the format's gate on max_abs_diff; None: drop only
+    export_seconds: float | None = None
+    runtime: str | None = None  # the library that ran it in the gate, with its version
+    input: TensorInfo | None = None
+    output: TensorInfo | None = None
     uint8_shortcut: bool | None = None  # int8 input is exactly pixel - 128 (see backends)
-    reason: str | None = None  # why the export gate passed or failed it
+    conversion: dict = field(default_factory=dict)  # the converter's settings (informational)
 
     @property
     def passed(self) -> bool:
-        return self.status == PASSED
+        return self.status is Status.PASSED
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    path: Path | None = None  # the Keras file the formats were converted from
+    accuracy: float | None = None  # its test accuracy, the gate's reference
+
+
+@dataclass(frozen=True)
+class Validation:
+    data: str | None = None  # absolute path of the dataset the gate used
+    split: str = "test"
+    images: int | None = None
+    max_drop: float | None = None  # percentage points
+
+
+@dataclass(frozen=True)
+class Calibration:
+    split: str = "train"  # int8 calibration never sees test images
+    images: int | None = None
+    selection: str = ""
 
 
 @dataclass(frozen=True)
 class Manifest:
+    """The whole ``manifest.json``; ``path`` is where it lives (not written into it)."""
+
     path: Path
     labels: list[str]
-    preprocessing: dict
     models: list[ModelEntry]
-    keras_accuracy: float | None = None
-    # The parsed JSON as written by the export, for fields only some readers need (the Keras
-    # file, the calibration and validation data), so nobody parses the file a second time.
-    raw: dict = field(default_factory=dict, repr=False, compare=False)
+    schema_version: int = SCHEMA_VERSION
+    preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
+    default_model: str | None = None
+    keras: KerasModel = field(default_factory=KerasModel)
+    validation: Validation = field(default_factory=Validation)
+    calibration: Calibration | None = None
+    versions: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def keras_accuracy(self) -> float | None:
+        return self.keras.accuracy
 
     def entry_for(self, model_path: Path) -> ModelEntry | None:
-        target = model_path.resolve()
+        target = Path(model_path).resolve()
         for entry in self.models:
             if entry.path.resolve() == target:
                 return entry
         return None
+
+    def choose_default(self) -> ModelEntry | None:
+        """The recorded default if it passed and exists; else the best passing runnable file.
+
+        Best: highest test accuracy, then the smaller file, then manifest order.
+        """
+        usable = [
+            (i, e)
+            for i, e in enumerate(self.models)
+            if e.passed and e.path.suffix.lower() in RUNNABLE_SUFFIXES and e.path.is_file()
+        ]
+        for _, e in usable:
+            if e.path.name == (self.default_model or DEFAULT_MODEL_NAME):
+                return e
+        if not usable:
+            return None
+
+        def rank(item: tuple[int, ModelEntry]) -> tuple[float, int, int]:
+            i, e = item
+            return -(e.accuracy or 0.0), e.size_bytes or e.path.stat().st_size, i
+
+        return min(usable, key=rank)[1]
+
+    def to_json(self) -> str:
+        data = {"schema_version": self.schema_version}
+        data.update(typedjson.dump(self, self.path.parent))
+        data.pop("path")
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, path: Path) -> Manifest:
+        """Parse and check the text of the manifest at ``path``.
+
+        Raises:
+            ModelError: not JSON, another schema version, a malformed field, labels that are not
+                six names, or preprocessing this runtime does not implement.
+        """
+        try:
+            raw = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: not a valid JSON manifest ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ModelError(f"{path}: not an export manifest (expected a JSON object)")
+        version = raw.get("schema_version", 1)
+        if version != SCHEMA_VERSION:
+            age = "older" if isinstance(version, int) and version < SCHEMA_VERSION else "another"
+            raise ModelError(
+                f"{path}: manifest schema version {version!r} ({age} than this signs-edge, which "
+                f"reads version {SCHEMA_VERSION}); re-export with `python -m export`"
+            )
+        manifest = typedjson.load(cls, raw, path.parent, str(path), path=path)
+        labels = manifest.labels
+        if len(labels) != NUM_CLASSES:
+            raise ModelError(f"{path}: 'labels' must list {NUM_CLASSES} class names, got {labels}")
+        _check_preprocessing(path, manifest.preprocessing)
+        return manifest
+
+
+def _check_preprocessing(path: Path, recorded: dict) -> None:
+    """Refuse a model exported with preprocessing other than this runtime's."""
+    ours = PreprocessConfig().to_dict()
+    for key, value in recorded.items():
+        if key not in ours:
+            continue  # informational extras are fine
+        mine = ours[key]
+        same = (
+            math.isclose(float(value), float(mine), rel_tol=1e-6)
+            if isinstance(mine, float) and isinstance(value, (int, float))
+            else value == mine
+        )
+        if not same:
+            raise ModelError(
+                f"{path}: the model was exported with preprocessing {key}={value!r}, but this "
+                f"runtime implements {key}={mine!r}"
+            )
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read and check the manifest file at ``path``.
+
+    Raises:
+        ModelError: unreadable file, or anything :meth:`Manifest.from_json` refuses.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path}: not a valid JSON manifest ({exc})") from None
+    return Manifest.from_json(text, path)
+
+
+def find_manifest(models: str | Path, hint: str) -> Manifest:
+    """The manifest in folder ``models`` (or the file itself); ModelError if there is none."""
+    p = Path(models)
+    path = p if p.suffix == ".json" else p / MANIFEST_NAME
+    if not p.exists():
+        raise ModelError(f"{p}: models folder not found; {hint}")
+    if not path.is_file():
+        raise ModelError(f"{path}: no export manifest; {hint}")
+    manifest = read_manifest(path)
+    if not manifest.models:
+        raise ModelError(f"{path}: the manifest lists no exported models; {hint}")
+    return manifest
+
+
+# --- what the runtime does with it ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -93,90 +272,7 @@ class ModelInfo:
             return f"{self.path} (not listed in {self.manifest.path})"
         e = self.entry
         acc = f", test accuracy {e.accuracy:.4f}" if e.accuracy is not None else ""
-        return f"{self.path} ({e.format}, export status {e.status}{acc})"
-
-
-def read_manifest(path: Path) -> Manifest:
-    """Parse and check ``manifest.json``.
-
-    Raises:
-        ModelError: unreadable JSON, labels that are not six names, or preprocessing this runtime
-            does not implement (the model would silently see different pixels).
-    """
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read the manifest ({exc.strerror or exc})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: not a valid JSON manifest ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ModelError(f"{path}: not an export manifest (expected a JSON object)")
-
-    labels = raw.get("labels", DEFAULT_LABELS)
-    if (
-        not isinstance(labels, list)
-        or len(labels) != NUM_CLASSES
-        or not all(isinstance(v, (str, int)) for v in labels)
-    ):
-        raise ModelError(f"{path}: 'labels' must list {NUM_CLASSES} class names, got {labels!r}")
-    preprocessing = raw.get("preprocessing") or {}
-    if not isinstance(preprocessing, dict):
-        raise ModelError(f"{path}: 'preprocessing' must be an object")
-    _check_preprocessing(path, preprocessing)
-
-    models = []
-    for i, m in enumerate(raw.get("models") or []):
-        if not isinstance(m, dict) or not m.get("path"):
-            raise ModelError(f"{path}: models[{i}] has no 'path'")
-        models.append(
-            ModelEntry(
-                format=str(m.get("format", Path(m["path"]).stem)),
-                path=path.parent / m["path"],
-                status=str(m.get("status", "unknown")),
-                accuracy=_float_or_none(m.get("accuracy")),
-                drop=_float_or_none(m.get("drop")),
-                size_bytes=m.get("size_bytes"),
-                sha256=m.get("sha256"),
-                input=m.get("input") or {},
-                output=m.get("output") or {},
-                uint8_shortcut=m.get("uint8_shortcut")
-                if isinstance(m.get("uint8_shortcut"), bool)
-                else None,
-                reason=str(m["reason"]) if m.get("reason") else None,
-            )
-        )
-    keras = raw.get("keras") or {}
-    return Manifest(
-        path=path,
-        labels=[str(v) for v in labels],
-        preprocessing=preprocessing,
-        models=models,
-        keras_accuracy=_float_or_none(keras.get("accuracy") if isinstance(keras, dict) else None),
-        raw=raw,
-    )
-
-
-def _float_or_none(v: object) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def _check_preprocessing(path: Path, recorded: dict) -> None:
-    """Refuse a model exported with preprocessing other than this runtime's."""
-    ours = PreprocessConfig().to_dict()
-    for key, value in recorded.items():
-        if key not in ours:
-            continue  # informational extras are fine
-        mine = ours[key]
-        same = (
-            math.isclose(float(value), float(mine), rel_tol=1e-6)
-            if isinstance(mine, float) and isinstance(value, (int, float))
-            else value == mine
-        )
-        if not same:
-            raise ModelError(
-                f"{path}: the model was exported with preprocessing {key}={value!r}, but this "
-                f"runtime implements {key}={mine!r}"
-            )
+        return f"{self.path} ({e.format}, export status {e.status.value}{acc})"
 
 
 def describe_model(model_path: str | Path, *, verify: bool = True) -> ModelInfo:
@@ -204,7 +300,7 @@ def describe_model(model_path: str | Path, *, verify: bool = True) -> ModelInfo:
         if not entry.passed:
             why = f" ({entry.reason})" if entry.reason else ""
             warnings.append(
-                f"{path.name} is marked {entry.status!r} in {manifest_path}{why}: "
+                f"{path.name} is marked {entry.status.value!r} in {manifest_path}{why}: "
                 "its predictions may be wrong"
             )
         if verify and entry.sha256 and path.is_file() and _sha256(path) != entry.sha256:
@@ -217,7 +313,7 @@ def describe_model(model_path: str | Path, *, verify: bool = True) -> ModelInfo:
     )
 
 
-def check_backend(info: ModelInfo, backend: Backend) -> list[str]:
+def check_backend(info: ModelInfo, backend: object) -> list[str]:
     """Warnings where the loaded model's input quantization disagrees with its manifest entry.
 
     The backend always quantizes from the file's own tensor parameters; a disagreement means
@@ -227,7 +323,7 @@ def check_backend(info: ModelInfo, backend: Backend) -> list[str]:
 
     if info.entry is None:
         return []
-    recorded, actual = info.entry.input or {}, backend.input
+    recorded, actual = info.entry.input, backend.input
     out = []
     shortcut = info.entry.uint8_shortcut
     if shortcut is not None and shortcut != uint8_shortcut(actual):
@@ -235,13 +331,13 @@ def check_backend(info: ModelInfo, backend: Backend) -> list[str]:
             f"manifest says the uint8 input shortcut {'applies' if shortcut else 'does not apply'}"
             f", the file's input quantization says otherwise"
         )
-    if recorded.get("dtype") not in (None, actual.dtype):
-        out.append(f"manifest says input dtype {recorded['dtype']}, the file has {actual.dtype}")
-    for key in ("scale", "zero_point"):
-        r = recorded.get(key)
-        a = getattr(actual, key)
-        if isinstance(r, (int, float)) and not math.isclose(float(r), float(a), rel_tol=1e-6):
-            out.append(f"manifest says input {key} {r}, the file has {a}")
+    if recorded is not None:
+        if recorded.dtype != actual.dtype:
+            out.append(f"manifest says input dtype {recorded.dtype}, the file has {actual.dtype}")
+        for key in ("scale", "zero_point"):
+            r, a = getattr(recorded, key), getattr(actual, key)
+            if not math.isclose(float(r), float(a), rel_tol=1e-6):
+                out.append(f"manifest says input {key} {r}, the file has {a}")
     return [f"{info.path.name}: {w} (the file's own values are used)" for w in out]
 
 
@@ -252,35 +348,21 @@ def _sha256(path: Path) -> str:
 def default_model(export_dir: str | Path = DEFAULT_EXPORT_DIR) -> Path:
     """The model ``runtime.webcam`` uses when ``--model`` is not given.
 
-    ``<export_dir>/tflite-int8.tflite`` when it exists and passed the export gate (or there is no
-    manifest to say otherwise); else the best passing model in the manifest: highest test
-    accuracy, then the smaller file, then manifest order.
+    The manifest's ``default_model`` when it passed the export gate (``tflite-int8.tflite``
+    when there is no manifest); else :meth:`Manifest.choose_default`.
 
     Raises:
         ModelError: no usable model in ``export_dir``.
     """
     export_dir = Path(export_dir)
     hint = f"run `python -m export --int8` first or pass --model FILE (looked in {export_dir})"
-    preferred = export_dir / DEFAULT_MODEL_NAME
     manifest_path = export_dir / MANIFEST_NAME
     if not manifest_path.is_file():
+        preferred = export_dir / DEFAULT_MODEL_NAME
         if preferred.is_file():
             return preferred
         raise ModelError(f"no model given and no {DEFAULT_MODEL_NAME} or {MANIFEST_NAME}: {hint}")
-    manifest = read_manifest(manifest_path)
-    entry = manifest.entry_for(preferred)
-    if preferred.is_file() and entry is not None and entry.passed:
-        return preferred
-    candidates = [
-        (i, e)
-        for i, e in enumerate(manifest.models)
-        if e.passed and e.path.suffix.lower() in RUNNABLE_SUFFIXES and e.path.is_file()
-    ]
-    if not candidates:
+    entry = read_manifest(manifest_path).choose_default()
+    if entry is None:
         raise ModelError(f"no model given and none marked {PASSED!r} in {manifest_path}: {hint}")
-
-    def rank(item: tuple[int, ModelEntry]) -> tuple[float, int, int]:
-        i, e = item
-        return -(e.accuracy or 0.0), e.size_bytes or e.path.stat().st_size, i
-
-    return min(candidates, key=rank)[1].path
+    return entry.path

@@ -29,15 +29,36 @@ import cv2
 import numpy as np
 
 from runtime.backends import Backend
-from runtime.errors import SignsError
-from runtime.preprocess import IMAGE_SIZE, preprocess
+from runtime.errors import SettingError
+from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES, preprocess
 
 if TYPE_CHECKING:
     from runtime.handsearch import HandSearch
 
 DEFAULT_SMOOTH = 0.6  # EMA weight of the past per frame; see the module docstring
 DEFAULT_MIN_CONFIDENCE = 0.5  # below this smoothed probability the loop shows "no sign"
-NUM_CLASSES = 6
+
+
+def check_smoothing(smooth: float, min_confidence: float) -> None:
+    """The one rule for the smoothing settings (the webcam's settings and the pipeline use it).
+
+    Raises:
+        SettingError: ``smooth`` outside [0, 1) or ``min_confidence`` outside [0, 1].
+    """
+    if not 0.0 <= smooth < 1.0:
+        raise SettingError("smooth", smooth, "must be in [0, 1) (0 = no smoothing)")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise SettingError("min_confidence", min_confidence, "must be in [0, 1]")
+
+
+def check_roi(side: int | None) -> None:
+    """A requested ROI side before any frame is seen (whether it fits is checked per frame).
+
+    Raises:
+        SettingError: a negative side.
+    """
+    if side is not None and side < 0:
+        raise SettingError("roi", side, "must be 0 (full centre square) or a side in px")
 
 
 @dataclass(frozen=True)
@@ -54,7 +75,7 @@ class Roi:
         """(x, y, side) of the square in a ``width`` x ``height`` frame.
 
         Raises:
-            SignsError: the requested side does not fit the frame.
+            SettingError: the requested side does not fit the frame.
         """
         fit = min(width, height)
         if self.side is None:
@@ -68,12 +89,13 @@ class Roi:
         else:
             side = self.side
             if side > fit:
-                raise SignsError(
-                    f"--roi {side}: a {side} px square does not fit a {width}x{height} frame "
-                    f"(at most {fit})"
+                raise SettingError(
+                    "roi",
+                    side,
+                    f"a {side} px square does not fit a {width}x{height} frame (at most {fit})",
                 )
             if side < IMAGE_SIZE:
-                raise SignsError(f"--roi {side}: the square must be at least {IMAGE_SIZE} px")
+                raise SettingError("roi", side, f"the square must be at least {IMAGE_SIZE} px")
         return (width - side) // 2, (height - side) // 2, side
 
 
@@ -94,8 +116,7 @@ class Smoother:
     """Exponential moving average of class probabilities, without per-frame allocations."""
 
     def __init__(self, smooth: float = DEFAULT_SMOOTH, num_classes: int = NUM_CLASSES) -> None:
-        if not 0.0 <= smooth < 1.0:
-            raise SignsError(f"--smooth {smooth}: must be in [0, 1) (0 = no smoothing)")
+        check_smoothing(smooth, 0.0)
         self.smooth = float(smooth)
         self._keep = np.float32(smooth)
         self._take = np.float32(1.0 - smooth)
@@ -153,8 +174,7 @@ class FramePipeline:
         mirror: bool = False,
         search: HandSearch | None = None,
     ) -> None:
-        if not 0.0 <= min_confidence <= 1.0:
-            raise SignsError(f"--min-confidence {min_confidence}: must be in [0, 1]")
+        check_smoothing(smooth, min_confidence)
         self.backend = backend
         self.roi = roi or Roi()
         self.smoother = Smoother(smooth)

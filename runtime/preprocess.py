@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+# The model's interface, defined here once: every module that needs it imports it from here.
 IMAGE_SIZE = 64  # pixels; the SIGNS CNN's input is 64x64x3
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 3)  # height, width, RGB
+NUM_CLASSES = 6  # 0 to 5 fingers
 INPUT_SCALE = np.float32(1.0 / 255.0)  # uint8 pixel -> [0, 1] float, as in the notebook
 
 

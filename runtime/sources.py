@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.dataset import IMAGE_SUFFIXES
-from runtime.errors import SourceError
+from runtime.dataset import IMAGE_SUFFIXES, decode_image, is_image_file
+from runtime.errors import DataError, SourceError
 
 DEFAULT_RETRY_S = 1.0  # seconds a camera may go without a frame before the run ends
 
@@ -148,7 +148,7 @@ class ImageFolderSource(FrameSource):
     def __init__(self, path: Path, warn: Callable[[str], None] = _warn) -> None:
         self.name = str(path)
         if path.is_dir():
-            self.files = sorted(p for p in path.iterdir() if _is_image(p))
+            self.files = sorted(p for p in path.iterdir() if is_image_file(p))
             if not self.files:
                 raise SourceError(
                     f"{path}: no images in this folder "
@@ -164,20 +164,10 @@ class ImageFolderSource(FrameSource):
             i, f = self._next, self.files[self._next]
             self._next += 1
             try:
-                data = np.fromfile(f, dtype=np.uint8)
-            except OSError as exc:
-                self._warn(f"skipping {f}: cannot read it ({exc.strerror or exc})")
-                continue
-            frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-            if frame is None:
-                self._warn(f"skipping {f}: not a readable image")
-                continue
-            return i, frame
+                return i, decode_image(f)
+            except DataError as exc:
+                self._warn(f"skipping {exc}")
         return None
-
-
-def _is_image(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
 
 
 def open_source(
@@ -189,8 +179,6 @@ def open_source(
         SourceError: the path does not exist or cannot be opened; the camera cannot be opened.
     """
     if source is None:
-        if camera < 0:
-            raise SourceError(f"--camera {camera}: the index must be 0 or more")
         return CameraSource(camera, retry_s)
     path = Path(source)
     if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):

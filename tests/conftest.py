@@ -52,3 +52,14 @@ def exported_dir(
     with contextlib.suppress(ExportFailed):  # the manifest says which format failed
         main_export(settings)
     return out
+
+
+SLOW_FIXTURES = {"trained_dir", "exported_dir"}  # each costs a real training run (1-2 min)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the session's trained model `slow`, from its fixtures, so
+    the fast tier (`pytest -m "not slow"`) can never start a training run by accident."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -17,6 +17,8 @@ import pytest
 from benchmarks.arm64.compare import compare_logs, compare_probs
 from benchmarks.arm64.rootfs import QEMU_NAMES, cache_key
 from benchmarks.arm64.settings import CPUS
+from runtime.dataset import DEFAULT_LABELS
+from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, Quantization, Status
 from tests.helpers import assert_user_error, run_module
 
 FRAMES = 60  # two seconds of video: every model on every frame under emulation stays ~1-2 min
@@ -56,17 +58,36 @@ def test_emulated_cortex_a72_matches_native(exported_dir: Path, signs_data: Path
     for name in ("tflite-fp32", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx-fp32"):
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(name))
         assert "runtime.evaluate identical" in line, line
-    assert f"runtime.webcam --log (tflite-int8.tflite, {FRAMES} frames) labels" in out, out
+    # The webcam logs were compared: exit 0 means identical labels; confidences may move by
+    # the allowed int8 step on a borderline frame (seen once on benchmarks.video's backdrop).
+    webcam = rf"runtime\.webcam --log \(tflite-int8\.tflite, {FRAMES} frames\)(: | labels)"
+    assert re.search(webcam, out), out
     assert "emulated:" in out and "says nothing about a Raspberry Pi's speed" in out, out
 
 
 def test_missing_models_is_a_one_line_error(tmp_path: Path, signs_data: Path) -> None:
     proc = run_module("benchmarks.arm64", "--models", str(tmp_path), "--data", str(signs_data))
-    assert_user_error(proc, str(tmp_path), "no .tflite or .onnx files")
+    assert_user_error(proc, str(tmp_path / MANIFEST_NAME), "no export manifest", "python -m export")
+    _one_model_manifest(tmp_path, write_file=False)
+    proc = run_module("benchmarks.arm64", "--models", str(tmp_path), "--data", str(signs_data))
+    assert_user_error(proc, str(tmp_path / MANIFEST_NAME), "none of its model files exist")
+
+
+def _one_model_manifest(folder: Path, write_file: bool = True) -> None:
+    """A manifest listing one int8 TFLite file (empty: qemu is checked before loading)."""
+    model = folder / "model.tflite"
+    if write_file:
+        model.write_bytes(b"")
+    m = Manifest(
+        folder / MANIFEST_NAME,
+        list(DEFAULT_LABELS),
+        [ModelEntry("tflite-int8", model, Status.PASSED, Quantization.INT8)],
+    )
+    m.path.write_text(m.to_json())
 
 
 def test_missing_qemu_says_how_to_install_it(tmp_path: Path, signs_data: Path) -> None:
-    (tmp_path / "model.tflite").write_bytes(b"")  # found by name; qemu is checked before loading
+    _one_model_manifest(tmp_path)
     proc = run_module(
         "benchmarks.arm64",
         "--models",
@@ -80,9 +101,10 @@ def test_missing_qemu_says_how_to_install_it(tmp_path: Path, signs_data: Path) -
     assert_user_error(proc, "qemu-aarch64-static not found", "apt-get install -y qemu-user-static")
 
 
+@pytest.mark.slow  # starts building the arm64 userland
 def test_unreachable_registry_fails_and_leaves_no_cache(tmp_path: Path, signs_data: Path) -> None:
     _require_qemu()
-    (tmp_path / "model.tflite").write_bytes(b"")
+    _one_model_manifest(tmp_path)
     cache = tmp_path / "cache"
     dead = "http://127.0.0.1:9"  # discard port: connection refused
     proc = run_module(
@@ -96,7 +118,7 @@ def test_unreachable_registry_fails_and_leaves_no_cache(tmp_path: Path, signs_da
         env={"http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead, "HTTPS_PROXY": dead},
         timeout=600,
     )
-    assert_user_error(proc, "cannot download the Debian bookworm arm64 package lists")
+    assert_user_error(proc, "cannot build the Debian bookworm arm64 userland", "Failed to fetch")
     assert list(cache.iterdir()) == [], "a failed build must leave nothing that looks complete"
 
 

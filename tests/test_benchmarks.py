@@ -151,11 +151,6 @@ def test_folder_without_manifest_is_one_line_error(tmp_path: Path) -> None:
     assert_user_error(proc, str(tmp_path / "manifest.json"), "python -m export")
 
 
-def test_bad_thread_list_is_a_usage_error(tmp_path: Path) -> None:
-    proc = run_module("benchmarks", "--threads", "1,zero", "--models", str(tmp_path))
-    assert proc.returncode == 2 and "--threads" in proc.stderr and "Traceback" not in proc.stderr
-
-
 def test_cpu_info_reads_x86_and_raspberry_pi() -> None:
     x86 = "model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu avx2 avx512f avx512_vnni\n"
     assert cpu_info(x86) == ("Intel(R) Xeon(R) Processor", ["avx2", "avx512f", "avx512_vnni"])
@@ -204,3 +199,33 @@ def test_broken_model_fails_loudly_and_keeps_the_rest(
     assert [r["format"] for r in results["rows"]] == ["tflite-fp32"]
     assert any("tflite-fp16" in n and broken.name in n for n in results["notes"])
     assert "tflite-fp16" in (out / "results.md").read_text()
+
+
+def test_a_file_that_cannot_be_measured_exits_1(signs_data: Path, tmp_path: Path) -> None:
+    """An export-failed entry (no file) is reported and the run exits 1, as the README says."""
+    from runtime.dataset import DEFAULT_LABELS
+    from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, Quantization, Status
+    from tests.test_fuzz import tiny_onnx
+
+    models = tmp_path / "export"
+    models.mkdir()
+    m = Manifest(
+        models / MANIFEST_NAME,
+        list(DEFAULT_LABELS),
+        [
+            ModelEntry("onnx-fp32", tiny_onnx(models / "onnx-fp32.onnx"), Status.PASSED),
+            ModelEntry(
+                "onnx-int8", models / "onnx-int8.onnx", Status.EXPORT_FAILED, Quantization.INT8
+            ),
+        ],
+    )
+    m.path.write_text(m.to_json())
+    out = tmp_path / "results"
+    proc = run_module(
+        "benchmarks", "--quick", "--iterations", "5", "--models", str(models),
+        "--data", str(signs_data), "--out", str(out),
+    )  # fmt: skip
+    assert_user_error(proc, "onnx-int8", "results.md", code=1)
+    results = json.loads((out / "results.json").read_text())
+    assert [r["format"] for r in results["rows"]] == ["onnx-fp32"]
+    assert any("onnx-int8" in n and "export-failed" in n for n in results["notes"])

@@ -16,7 +16,7 @@ from export.core import MANIFEST, ExportFailed
 from export.formats import FORMATS, ExportFormat, onnx_fp32, tflite_fp32
 from runtime.backends import load_backend, uint8_shortcut
 from runtime.dataset import load_dataset
-from runtime.manifest import describe_model, read_manifest
+from runtime.manifest import SCHEMA_VERSION, Quantization, describe_model, read_manifest
 from runtime.preprocess import PreprocessConfig, to_model_input
 from tests.helpers import assert_user_error, run_module
 
@@ -52,11 +52,13 @@ def test_manifest_lists_six_passed_files_with_matching_hashes(exported_dir: Path
         assert {"name", "shape", "dtype", "scale", "zero_point"} <= e["input"].keys()
         assert {"name", "shape", "dtype", "scale", "zero_point"} <= e["output"].keys()
         assert 0.0 <= e["accuracy"] <= 1.0 and 0.0 <= e["agreement"] <= 1.0
+        assert e["quantization"] == BY_NAME[e["format"]].quantization.value
         assert e["drop"] == pytest.approx((m["keras"]["accuracy"] - e["accuracy"]) * 100, abs=1e-3)
     assert (exported_dir / m["keras"]["path"]).resolve() == (trained_dir / "model.keras").resolve()
     metrics = json.loads((trained_dir / "metrics.json").read_text())
     assert m["keras"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
     assert m["labels"] == ["0", "1", "2", "3", "4", "5"]
+    assert m["schema_version"] == SCHEMA_VERSION and m["default_model"] == "tflite-int8.tflite"
     assert m["preprocessing"] == PreprocessConfig().to_dict()
     assert m["calibration"]["split"] == "train" and 100 <= m["calibration"]["images"] <= 1000
     assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"} <= set(
@@ -137,7 +139,7 @@ def test_gate_fails_int8_calibrated_on_black_images(trained_dir, signs_data, tmp
     assert any("'failed'" in w for w in warnings), warnings
 
 
-def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path):
+def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path, capsys):
     """fp16 held to the fp32 tolerance fails; a converter that crashes is export-failed, and
     the formats after it still run."""
 
@@ -148,7 +150,7 @@ def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path):
         replace(
             BY_NAME["tflite-fp16"], name="fp16-strict", tolerance=BY_NAME["tflite-fp32"].tolerance
         ),
-        ExportFormat("onnx-opset99", ".onnx", onnx_opset_99, 1e-4, quantized=False),
+        ExportFormat("onnx-opset99", ".onnx", onnx_opset_99, 1e-4, Quantization.FLOAT32),
         BY_NAME["tflite-fp32"],
     )
     out = tmp_path / "out"
@@ -174,6 +176,8 @@ def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path):
     assert read_manifest(out / MANIFEST).models[1].status == "export-failed"  # runtime-readable
     crashed = _manifest(out)["models"][1]
     assert crashed["path"] == "onnx-opset99.onnx" and crashed["sha256"] is None
+    # The summary counts the files written, not the formats requested.
+    assert f"wrote {out}/ (2 model files + manifest.json)" in capsys.readouterr().out
 
 
 def test_interrupted_export_leaves_no_complete_looking_file(trained_dir, signs_data, tmp_path):
@@ -219,8 +223,8 @@ def _only_test_data(tmp: Path, signs_data: Path) -> Path:
     "case",
     [
         "missing-model",
-        "not-keras",
-        "wrong-shape",
+        pytest.param("not-keras", marks=pytest.mark.slow),  # loads Keras: ~10-40 s
+        pytest.param("wrong-shape", marks=pytest.mark.slow),  # builds and saves a Keras model
         "no-data",
         "no-calibration-data",
         "out-not-writable",

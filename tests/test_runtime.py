@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.errors import ModelError, SignsError
+from runtime.errors import ModelError, SettingError
 from runtime.manifest import default_model, describe_model, read_manifest
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, Roi, Smoother, decide
 from runtime.preprocess import area_resize, preprocess
-from runtime.webcam import LatencyHistogram
+from runtime.stats import LatencyHistogram
 from tests.helpers import ROOT, assert_user_error, run_module
 
 
@@ -26,6 +26,7 @@ def test_runtime_never_imports_tensorflow(exported_dir: Path) -> None:
 import sys
 import numpy as np
 import runtime.webcam, runtime.evaluate, runtime.pipeline, runtime.sources, runtime.manifest
+import runtime.window, runtime.framelog, runtime.stats, runtime.cli
 from runtime.backends import load_backend
 for name in ("tflite-int8.tflite", "tflite-fp32.tflite", "onnx-fp32.onnx"):
     load_backend({str(exported_dir)!r} + "/" + name).predict(np.zeros((2, 64, 64, 3), np.uint8))
@@ -98,7 +99,7 @@ def test_roi_box(w: int, h: int, roi: int | None, box: tuple[int, int, int]) -> 
 
 @pytest.mark.parametrize("side", [481, 32])
 def test_roi_that_does_not_fit_is_a_user_error(side: int) -> None:
-    with pytest.raises(SignsError, match=f"--roi {side}"):
+    with pytest.raises(SettingError, match=f"^roi {side}: "):
         Roi(side).box(640, 480)
 
 
@@ -166,7 +167,7 @@ def test_no_smoothing_passes_probabilities_through_and_threshold_gives_no_sign()
     assert np.array_equal(sm.update(p2), p2)
     assert decide(p2, 0.5) == (None, pytest.approx(0.4))
     assert decide(p2, 0.4)[0] == 2
-    with pytest.raises(SignsError, match="--smooth"):
+    with pytest.raises(SettingError, match="^smooth 1.0: "):
         Smoother(1.0)
 
 

@@ -14,6 +14,7 @@ from runtime.dataset import load_dataset
 from tests.helpers import assert_user_error, run_module
 
 
+@pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_model_matches_the_notebook():
     from train.model import activation_model, build_model
 
@@ -102,6 +103,7 @@ def write_h5(folder: Path, train_x, train_y, test_x, test_y) -> Path:
     return folder
 
 
+@pytest.mark.slow  # trains
 def test_train_cli_on_the_hdf5_edition(signs_data: Path, tmp_path: Path):
     ds = load_dataset(signs_data)
     data = write_h5(tmp_path / "h5", ds.train.x, ds.train.y, ds.test.x, ds.test.y)
@@ -205,9 +207,25 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_data_gives_one_line_error_and_writes_nothing(case: str, tmp_path: Path):
+    """In-process: the data checks run before TensorFlow is imported, and say what is wrong."""
+    from runtime.errors import SignsError
+    from train import TrainSettings, run
+
     make, needles = BAD_INPUTS[case]
     data = make(tmp_path)
     out = tmp_path / "out"
+    with pytest.raises(SignsError) as info:
+        run(TrainSettings(data=str(data), out=str(out), epochs=1, verbose=0))
+    message = str(info.value)
+    assert "\n" not in message and info.value.exit_code == 2
+    for needle in needles:
+        assert needle in message, (needle, message)
+    assert not out.exists()
+
+
+def test_bad_data_from_the_command_line_is_one_line_and_exit_2(tmp_path: Path):
+    data = _corrupt_h5(tmp_path)
+    out = tmp_path / "out"
     proc = run_module("train", "--data", str(data), "--out", str(out), "--epochs", "1")
-    assert_user_error(proc, *needles)
+    assert_user_error(proc, "train_signs.h5", "not a readable HDF5")
     assert not out.exists()

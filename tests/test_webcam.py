@@ -18,19 +18,14 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.video import backdrop, write_test_video
+from runtime.dataset import read_image
 from tests.helpers import ROOT, assert_user_error, run_module
 
 FRAMES_PER_IMAGE = 8  # each image fills the ROI for this many frames
 PER_CLASS = 4  # test images per class in the video: 24 images, 192 frames
 ROI = (192, 112, 256)  # the default ROI of a 640x480 frame: x, y, side
 N_LONG = 2500  # frames of the video a signal interrupts (~1 s to process here, ~0.3 s to write)
-
-
-def _background(h: int, w: int) -> np.ndarray:
-    """A smooth, textured, non-uniform backdrop (so a wrong crop would be noticed)."""
-    yy, xx = np.mgrid[0:h, 0:w]
-    bg = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx + yy) * 127 // (w + h)) + 64], -1)
-    return bg.astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +45,8 @@ def video(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     # Classes interleaved (0, 1, ..., 5, 0, 1, ...): nearly every image is a sign change.
     by_class = [sorted(images.glob(f"{c}_*")) for c in range(6)]
     picked = [by_class[c][i] for i in range(PER_CLASS) for c in range(6)]
-    path = out / "video.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
-    assert writer.isOpened()
-    bg = _background(480, 640)
-    x, y, side = ROI
-    for f in picked:
-        frame = bg.copy()
-        frame[y : y + side, x : x + side] = cv2.resize(
-            cv2.imread(str(f)), (side, side), interpolation=cv2.INTER_NEAREST
-        )
-        for _ in range(FRAMES_PER_IMAGE):
-            writer.write(frame)
-    writer.release()
+    rgb = np.stack([read_image(f) for f in picked])
+    path = write_test_video(rgb, out / "video.avi", repeat=FRAMES_PER_IMAGE, nearest=True)
     labels = [int(f.name.split("_")[0]) for f in picked]
     return {"path": path, "images": images, "names": [f.name for f in picked], "labels": labels}
 
@@ -292,7 +276,7 @@ def test_interrupt_keeps_log_and_prints_summary(
     """Ctrl-C (or a service stop) ends the run cleanly: summary, complete log, exit 0."""
     path = tmp_path / "long.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
-    frame = _background(120, 160)
+    frame = backdrop(120, 160)
     for _ in range(N_LONG):
         writer.write(frame)
     writer.release()

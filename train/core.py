@@ -6,34 +6,54 @@ import contextlib
 import io
 import platform
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
-from runtime.errors import SignsError
-from runtime.fsutil import atomic_path, ensure_writable_dir, write_json, write_text
-from runtime.preprocess import PreprocessConfig, to_model_input
+from runtime.errors import SettingError, SignsError
+from runtime.fsutil import (
+    atomic_path,
+    ensure_writable_dir,
+    removed_if_interrupted,
+    write_json,
+    write_text,
+)
+from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, PreprocessConfig, to_model_input
+from runtime.tfquiet import import_tensorflow
 from train.model import build_model
 from train.settings import TrainSettings
 
 EXPECTED_PARAMS = 82_102  # the notebook's architecture; a different count means a different model
 
 
-def run(settings: TrainSettings) -> dict:
+def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
     """Train, evaluate and write all artifacts to ``settings.out``; return the metrics.
+
+    An ``out`` folder this call created is removed again if it fails or is interrupted before
+    writing anything into it.
+
+    Args:
+        settings: the recipe and the paths.
+        callbacks: extra ``keras.callbacks.Callback`` objects for ``fit`` (e.g. epoch timers).
 
     Raises:
         SignsError: bad data, bad settings or an unwritable output directory (before anything
             is written).
     """
-    if settings.epochs < 1 or settings.batch_size < 1:
-        raise SignsError("--epochs and --batch-size must be at least 1")
+    with removed_if_interrupted(settings.out):
+        return _run(settings, callbacks)
+
+
+def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     ds = load_dataset(settings.data, need_train=True)
     assert ds.train is not None and ds.test is not None
     if not 0 <= settings.activation_index < len(ds.test):
-        raise SignsError(
-            f"--activation-index {settings.activation_index} is outside the test set "
-            f"(0..{len(ds.test) - 1})"
+        raise SettingError(
+            "activation_index",
+            settings.activation_index,
+            f"is outside the test set (0..{len(ds.test) - 1})",
         )
     if settings.val_size >= len(ds.train):
         raise SignsError(
@@ -42,6 +62,7 @@ def run(settings: TrainSettings) -> dict:
     out = ensure_writable_dir(settings.out)
     print(f"data: {ds.describe()}")
 
+    import_tensorflow()  # before Keras: TensorFlow's start-up notices filtered
     import keras
 
     keras.utils.set_random_seed(settings.seed)
@@ -59,18 +80,22 @@ def run(settings: TrainSettings) -> dict:
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    best = _BestEpoch()
+    # Keep the weights of the epoch with the best validation accuracy (the test set is never
+    # looked at): Keras's own EarlyStopping with a patience that never stops the run. On a tie
+    # the earlier epoch is kept (the retired custom callback broke ties on lower val_loss).
+    best = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=settings.epochs, restore_best_weights=True
+    )
     t0 = time.perf_counter()
     history = model.fit(
         _training_data(train, settings),
-        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, 6)),
+        validation_data=(to_model_input(val.x), keras.utils.to_categorical(val.y, NUM_CLASSES)),
         epochs=settings.epochs,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
-        callbacks=[best],
+        callbacks=[best, *callbacks],
         verbose=settings.verbose,
     )
     fit_seconds = time.perf_counter() - t0
-    model.set_weights(best.weights)
 
     metrics = {
         "params": params,
@@ -78,7 +103,7 @@ def run(settings: TrainSettings) -> dict:
             name: _evaluate(model, s)
             for name, s in (("train", train), ("val", val), ("test", test))
         },
-        "best_epoch": best.epoch + 1,
+        "best_epoch": best.best_epoch + 1,
         "epochs": settings.epochs,
         "fit_seconds": round(fit_seconds, 2),
     }
@@ -114,7 +139,7 @@ def _training_data(train: Split, settings: TrainSettings):
     import tensorflow as tf
 
     x = to_model_input(train.x)
-    y = keras.utils.to_categorical(train.y, 6)
+    y = keras.utils.to_categorical(train.y, NUM_CLASSES)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
         len(x), seed=settings.seed, reshuffle_each_iteration=True
     )
@@ -132,37 +157,14 @@ def _training_data(train: Split, settings: TrainSettings):
     return ds.prefetch(2)
 
 
-class _BestEpoch:
-    """Keep the weights of the epoch with the best validation accuracy (ties: lower loss).
-
-    Selection uses validation data only; the test set is never looked at during training.
-    """
-
-    def __new__(cls):
-        import keras
-
-        class BestEpoch(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.key: tuple[float, float] = (-1.0, 0.0)
-                self.epoch = -1
-                self.weights: list[np.ndarray] = []
-
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                logs = logs or {}
-                key = (float(logs["val_accuracy"]), -float(logs["val_loss"]))
-                if key > self.key:
-                    self.key, self.epoch = key, epoch
-                    self.weights = self.model.get_weights()
-
-        return BestEpoch()
-
-
 def _evaluate(model, split: Split) -> dict:
     import keras
 
     loss, acc = model.evaluate(
-        to_model_input(split.x), keras.utils.to_categorical(split.y, 6), verbose=0, batch_size=256
+        to_model_input(split.x),
+        keras.utils.to_categorical(split.y, NUM_CLASSES),
+        verbose=0,
+        batch_size=256,
     )
     return {"loss": round(float(loss), 6), "accuracy": round(float(acc), 6), "n": len(split)}
 
@@ -185,7 +187,7 @@ def _config(settings: TrainSettings, ds: Dataset, train: Split, val: Split) -> d
         },
         "labels": ds.labels,
         "preprocessing": PreprocessConfig().to_dict(),
-        "input_shape": [64, 64, 3],
+        "input_shape": list(INPUT_SHAPE),
         "versions": {
             "python": platform.python_version(),
             "tensorflow": tf.__version__,

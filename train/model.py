@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import keras
 
-INPUT_SHAPE = (64, 64, 3)  # pixels x pixels x RGB, scaled to [0, 1] by runtime.preprocess
+from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES
 
 
 def build_model(
-    n1: int = 8, n2: int = 16, n3: int = 32, n4: int = 64, n5: int = 32, n6: int = 6
+    n1: int = 8, n2: int = 16, n3: int = 32, n4: int = 64, n5: int = 32, n6: int = NUM_CLASSES
 ) -> keras.Model:
     """3 x [Conv2D 3x3 valid ReLU + MaxPool 2/2], Flatten, Dense n4 ReLU, Dense n5 ReLU, softmax.
 

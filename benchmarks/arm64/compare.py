@@ -22,8 +22,16 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from runtime.manifest import ModelEntry
+
+if TYPE_CHECKING:
+    from benchmarks.arm64.settings import Arm64Settings
+
+PROBABILITY_STEP = 1 / 256  # one step of a probability stored in 8 bits
 
 EVALUATE_KEYS = ("accuracy", "n", "confusion", "per_class")  # runtime.evaluate --json fields
 
@@ -223,3 +231,25 @@ def verdict(checks: list[Check], tolerances: dict[str, float]) -> str:
     if all(c.identical for c in int8):
         return f"identical{detail}"
     return f"identical labels{detail}"
+
+
+def tolerance(
+    entry: ModelEntry | None, info: dict, settings: Arm64Settings
+) -> tuple[str, float, float]:
+    """(kind, tolerance, quantization step) of a model, from its probe record.
+
+    - "int8": integer output tensor; ``int8_steps`` steps of its output scale;
+    - "quantized": int8 compute behind float input and output (tflite-dynamic quantizes
+      activations at run time, onnx-int8 is QDQ); ``int8_steps`` steps of an 8-bit probability
+      (1/256). Kernels may round an activation's run-time quantization differently per
+      architecture (measured: up to 3.3e-5 on the emulated Cortex-A76, 6e-7 on the A72);
+    - "float": float32 or float16 weights; ``float_atol``.
+    """
+    out = info["output"]
+    if out["dtype"] in ("int8", "uint8") and out["scale"]:
+        step = float(out["scale"])
+        # 1e-6: float32 rounding of the dequantized (q - zero_point) * scale
+        return "int8", settings.int8_steps * step * (1 + 1e-6), step
+    if entry is not None and entry.quantization.quantized:
+        return "quantized", settings.int8_steps * PROBABILITY_STEP, 0.0
+    return "float", settings.float_atol, 0.0

@@ -36,20 +36,15 @@ from benchmarks.arm64 import compare
 from benchmarks.arm64.compare import Check
 from benchmarks.arm64.rootfs import dir_size, ensure_userland
 from benchmarks.arm64.settings import CPUS, Arm64Settings
-from export.formats import FORMATS
-from runtime.errors import ModelError, SignsError, SourceError, ValidationError
+from benchmarks.video import write_test_video
+from runtime.errors import SignsError, ValidationError
+from runtime.manifest import Manifest, find_manifest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().with_name("probe.py")
-FRAME_SIZE = (640, 480)  # px, width x height: a typical webcam frame
-FPS = 30.0  # frames per second written into the video header
 VIDEO_CODEC = "FFV1"  # lossless, so both sides decode identical pixels
 LOG_ROUNDING = 1e-4  # runtime.webcam --log prints confidences with 4 decimals
 TIMEOUT = 3600  # seconds for one emulated command; a hung emulator must not hang CI
-WEBCAM_MODEL = "tflite-int8.tflite"  # the deployment model the camera uses by default
-PROBABILITY_STEP = 1 / 256  # one step of a probability stored in 8 bits
-# Files with int8 compute, as python -m export names them (its format table is the source).
-QUANTIZED_FILES = frozenset(f.filename for f in FORMATS if f.quantized)
 
 
 @dataclass
@@ -86,47 +81,18 @@ class Side:
             ) from None
 
 
-def find_models(models: Path) -> list[Path]:
-    """Every .tflite/.onnx file in ``models`` (or ``models`` itself if it is one)."""
-    if models.is_file():
-        files = [models] if models.suffix.lower() in (".tflite", ".onnx") else []
-    elif models.is_dir():
-        files = sorted(p for p in models.iterdir() if p.suffix.lower() in (".tflite", ".onnx"))
-    else:
-        raise ModelError(f"{models}: no such folder; run `python -m export --int8` first")
+def find_models(models: Path, log: Callable[[str], None] = print) -> tuple[Manifest, list[Path]]:
+    """The export manifest in ``models`` and its files that exist (export-failed ones have none)."""
+    manifest = find_manifest(models, "run `python -m export --int8` first")
+    files = []
+    for entry in manifest.models:
+        if entry.path.is_file():
+            files.append(entry.path.resolve())
+        else:
+            log(f"arm64: {entry.format}: no file ({entry.status.value}), not compared")
     if not files:
-        raise ModelError(f"{models}: no .tflite or .onnx files; run `python -m export --int8`")
-    return [f.resolve() for f in files]
-
-
-def write_video(images: np.ndarray, frames: int, path: Path) -> None:
-    """A 640x480 FFV1 video of the evaluation images, mirrored on every other pass.
-
-    Each image is scaled to the camera pipeline's default region of interest and centred on a
-    grey gradient, so the camera loop sees a hand where it looks.
-    """
-    import cv2
-
-    from runtime.pipeline import Roi
-
-    width, height = FRAME_SIZE
-    left, top, side = Roi().box(width, height)  # where the camera loop looks by default
-    ramp = np.linspace(40, 200, width).astype(np.uint8)
-    background = np.repeat(np.repeat(ramp[None, :, None], height, axis=0), 3, axis=2)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*VIDEO_CODEC), FPS, FRAME_SIZE)
-    if not writer.isOpened():
-        raise SourceError(f"{path}: OpenCV cannot write {VIDEO_CODEC} video on this machine")
-    try:
-        for k in range(frames):
-            rgb = images[k % len(images)]
-            if (k // len(images)) % 2:
-                rgb = rgb[:, ::-1]
-            frame = background.copy()
-            big = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_LINEAR)
-            frame[top : top + side, left : left + side] = big[:, :, ::-1]
-            writer.write(frame)
-    finally:
-        writer.release()
+        raise SignsError(f"{manifest.path}: none of its model files exist; run `python -m export`")
+    return manifest, files
 
 
 def snapshot_runtime(dest: Path) -> Path:
@@ -220,26 +186,6 @@ def _run_side(
     side.seconds["total"] = time.perf_counter() - t0
 
 
-def _tolerance(model: Path, info: dict, settings: Arm64Settings) -> tuple[str, float, float]:
-    """(kind, tolerance, quantization step) of a model, from its probe record.
-
-    - "int8": integer output tensor; ``int8_steps`` steps of its output scale;
-    - "quantized": int8 compute behind float input and output (tflite-dynamic quantizes
-      activations at run time, onnx-int8 is QDQ); ``int8_steps`` steps of an 8-bit probability
-      (1/256). Kernels may round an activation's run-time quantization differently per
-      architecture (measured: up to 3.3e-5 on the emulated Cortex-A76, 6e-7 on the A72);
-    - "float": float32 or float16 weights; ``float_atol``.
-    """
-    out = info["output"]
-    if out["dtype"] in ("int8", "uint8") and out["scale"]:
-        step = float(out["scale"])
-        # 1e-6: float32 rounding of the dequantized (q - zero_point) * scale
-        return "int8", settings.int8_steps * step * (1 + 1e-6), step
-    if model.name in QUANTIZED_FILES:
-        return "quantized", settings.int8_steps * PROBABILITY_STEP, 0.0
-    return "float", settings.float_atol, 0.0
-
-
 def _load_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -247,6 +193,7 @@ def _load_json(path: Path) -> dict:
 def _compare(
     native: Side,
     emulated: Side,
+    manifest: Manifest,
     models: list[Path],
     webcam_model: Path,
     src: Path,
@@ -279,7 +226,7 @@ def _compare(
     for model in models:
         name = model.name
         n_info, e_info = _load_json(n_dir / f"{name}.json"), _load_json(e_dir / f"{name}.json")
-        kind, tol, step = _tolerance(model, n_info, settings)
+        kind, tol, step = compare.tolerance(manifest.entry_for(model), n_info, settings)
 
         def probs(suffix: str, name: str = name) -> tuple[np.ndarray, np.ndarray]:
             return np.load(n_dir / f"{name}.{suffix}.npy"), np.load(e_dir / f"{name}.{suffix}.npy")
@@ -311,7 +258,7 @@ def _compare(
         checks += model_checks
 
     webcam_info = _load_json(n_dir / f"{webcam_model.name}.json")
-    _, tol, step = _tolerance(webcam_model, webcam_info, settings)
+    _, tol, step = compare.tolerance(manifest.entry_for(webcam_model), webcam_info, settings)
     webcam = compare.compare_logs(
         f"runtime.webcam --log ({webcam_model.name}, {len(frame_names)} frames)",
         native.log,
@@ -325,13 +272,10 @@ def _compare(
     return lines, checks
 
 
-def _webcam_model(models: list[Path]) -> Path:
-    """The camera's default model if it was exported, else the first int8 TFLite, else any."""
-    by_name = {m.name: m for m in models}
-    if WEBCAM_MODEL in by_name:
-        return by_name[WEBCAM_MODEL]
-    int8 = [m for m in models if m.suffix == ".tflite" and "int8" in m.stem]
-    return (int8 or models)[0]
+def _webcam_model(manifest: Manifest, models: list[Path]) -> Path:
+    """The model the camera uses by default (the manifest's choice), else the first file."""
+    entry = manifest.choose_default()
+    return entry.path.resolve() if entry is not None else models[0]
 
 
 def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
@@ -343,26 +287,22 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
     Raises:
         ValidationError: a label differs, or an output differs beyond its tolerance, or a
             command fails under emulation.
-        SignsError: qemu or apt missing, registries unreachable, no models, no data.
+        SignsError: qemu or mmdebstrap missing, registries unreachable, no models, no data.
     """
     from runtime.dataset import load_dataset, resolve_data_path
 
-    if settings.frames < 1:
-        raise SignsError(f"--frames {settings.frames}: must be at least 1")
-    if settings.float_atol < 0 or settings.int8_steps < 0:
-        raise SignsError("--float-atol and --int8-steps must not be negative")
-    models = find_models(Path(settings.models))
+    manifest, models = find_models(Path(settings.models), log)
     data = resolve_data_path(settings.data).resolve()
     split = load_dataset(data).evaluation_split()  # fails fast, with the dataset's own message
     cpus = settings.cpus()
 
     t0 = time.perf_counter()
     userland = ensure_userland(settings.cache_dir(), PROJECT_ROOT, log)
-    manifest = userland.manifest()
+    built = userland.manifest()
     log(
         f"arm64: userland ready in {time.perf_counter() - t0:.1f} s: Debian "
-        f"{manifest['suite']} arm64, Python {manifest['versions']['python']}, "
-        f"{' '.join(manifest['wheels'])} ({dir_size(userland.root) / 1e6:.0f} MB in "
+        f"{built['suite']} arm64, Python {built['versions']['python']}, "
+        f"{' '.join(built['wheels'])} ({dir_size(userland.root) / 1e6:.0f} MB in "
         f"{userland.root})"
     )
 
@@ -371,8 +311,8 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
     try:
         src = snapshot_runtime(work / "src")
         video = work / "signs.avi"
-        write_video(split.x, settings.frames, video)
-        webcam_model = _webcam_model(models)
+        write_test_video(split.x, video, settings.frames, codec=VIDEO_CODEC, mirror_alternate=True)
+        webcam_model = _webcam_model(manifest, models)
         workers = max(1, os.cpu_count() or 1)
         head = f"{len(models)} models, {len(split)} images, {settings.frames} frames"
 
@@ -388,7 +328,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
             side = Side(cpu_name, work / cpu_name)
             jobs = _jobs(side, models, webcam_model, data, video, src, native.probe)
             _run_side(side, userland.python(cpu), userland.env(src), jobs, workers, emulated=True)
-            lines, checks = _compare(native, side, models, webcam_model, src, settings)
+            lines, checks = _compare(native, side, manifest, models, webcam_model, src, settings)
             lines.append(
                 f"  emulated: {len(jobs)} commands in {side.seconds['total']:.0f} s on "
                 f"{workers} cores (qemu timing, says nothing about a Raspberry Pi's speed)"
@@ -401,7 +341,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
                 failures.append((cpu_name, failed))
             else:
                 tolerances = {
-                    "quantized": settings.int8_steps * PROBABILITY_STEP,
+                    "quantized": settings.int8_steps * compare.PROBABILITY_STEP,
                     "float": settings.float_atol,
                 }
                 log(f"arm64 {cpu_name}: {head}: {compare.verdict(checks, tolerances)}")

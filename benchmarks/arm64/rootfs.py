@@ -2,9 +2,10 @@
 
 Raspberry Pi OS Bookworm 64-bit is Debian bookworm arm64 plus the Pi's kernel and firmware; a
 user-mode emulator runs only the userland, so this is the part that matters: Debian's own
-``python3.11`` and its libraries (``apt-get download`` with private package lists, then
-``dpkg -x``; no debootstrap, no root filesystem mounts), and the project's base dependencies as
-the manylinux aarch64 wheels ``pip`` would install on the Pi.
+``python3.11`` and its libraries, fetched, verified and unpacked by Debian's ``mmdebstrap
+--variant=extract --arch=arm64`` (no maintainer scripts run, so building needs no emulation),
+and the project's base dependencies as the manylinux aarch64 wheels ``pip`` would install on
+the Pi.
 
 Each build goes into a temporary folder that is renamed into place only when it is complete and
 has passed an import check, so an interrupted build never looks finished. The folder name is a
@@ -30,11 +31,11 @@ from pathlib import Path
 
 from benchmarks.arm64.settings import CPUS, CpuModel
 from runtime.errors import SignsError
+from runtime.fsutil import ensure_writable_dir
 
 DEBIAN_SUITE = "bookworm"  # the base of Raspberry Pi OS Bookworm 64-bit
-DEFAULT_ARCHIVE = "http://deb.debian.org/debian"  # used when the host's apt names no mirror
-DEFAULT_SECURITY = "http://deb.debian.org/debian-security"
-DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+# mmdebstrap's default for a stable suite: deb.debian.org plus its -updates and -security.
+MIRROR_ENV = "SIGNS_DEBIAN_MIRROR"  # e.g. "http://ftp.de.debian.org/debian" to use another one
 # apt resolves the rest (libc6, libssl3, ...); libstdc++6 is for the C++ wheels, which
 # Python itself does not need.
 DEB_PACKAGES = ("python3.11", "libstdc++6")
@@ -60,10 +61,11 @@ TARGET_MARKERS = {  # PEP 508 environment of Python 3.11 on Linux aarch64
     "implementation_name": "cpython",
     "platform_python_implementation": "CPython",
 }
-BUILD_FORMAT = 1  # bump when the layout below changes, so older cache entries are not reused
+BUILD_FORMAT = 2  # bump when the layout below changes, so older cache entries are not reused
 STALE_BUILD = 6 * 3600  # seconds after which a leftover temporary build folder is deleted
 QEMU_NAMES = ("qemu-aarch64-static", "qemu-aarch64")
 INSTALL_QEMU = "sudo apt-get update && sudo apt-get install -y qemu-user-static"
+INSTALL_MMDEBSTRAP = "sudo apt-get install -y mmdebstrap"  # Debian or Ubuntu hosts
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,6 @@ class Userland:
 
     root: Path  # the cache entry folder
     qemu: str  # path of the qemu-aarch64 binary
-
-    @property
-    def rootfs(self) -> Path:
-        return self.root / "rootfs"
 
     @property
     def site(self) -> Path:
@@ -122,20 +120,6 @@ def find_qemu() -> str:
         if found:
             return found
     raise SignsError(f"qemu-aarch64-static not found: install it with `{INSTALL_QEMU}`")
-
-
-def _check_host_tools() -> None:
-    missing = [t for t in ("apt-get", "dpkg-deb") if shutil.which(t) is None]
-    if missing:
-        raise SignsError(
-            f"{' and '.join(missing)} not found: building the arm64 userland needs a Debian or "
-            "Ubuntu host"
-        )
-    if not DEBIAN_KEYRING.is_file():
-        raise SignsError(
-            f"{DEBIAN_KEYRING} not found: install it with `sudo apt-get install "
-            "debian-archive-keyring` (it verifies the arm64 packages)"
-        )
 
 
 # --- what goes in --------------------------------------------------------------------------
@@ -208,85 +192,25 @@ def cache_key(requirements: list[str]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# --- apt ------------------------------------------------------------------------------------
+# --- Debian userland -----------------------------------------------------------------------
 
 
-def _host_apt_sources() -> list[tuple[str, list[str]]]:
-    """(URI, suites) of every enabled ``deb`` entry in the host's apt configuration."""
-    found: list[tuple[str, list[str]]] = []
-    etc = Path("/etc/apt")
-    one_line = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list"))]
-    for path in one_line:
-        try:
-            lines = path.read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
-            if len(parts) >= 3 and parts[0] == "deb":
-                found.append((parts[1], [parts[2]]))
-    for path in sorted((etc / "sources.list.d").glob("*.sources")):
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        for stanza in re.split(r"\n\s*\n", text):
-            fields: dict[str, str] = {}
-            for line in stanza.splitlines():
-                if ":" in line and not line.startswith(("#", " ")):
-                    key, value = line.split(":", 1)
-                    fields[key.strip().lower()] = value.strip()
-            if "deb" not in fields.get("types", "").split():
-                continue
-            if fields.get("enabled", "yes").lower() == "no":
-                continue
-            for uri in fields.get("uris", "").split():
-                found.append((uri, fields.get("suites", "").split()))
-    return found
+def _unpack_debian(rootfs: Path) -> None:
+    """Debian's arm64 ``DEB_PACKAGES`` and their dependencies, unpacked into ``rootfs``.
 
-
-def debian_mirrors() -> tuple[str, str]:
-    """(archive, security) URIs: the mirrors the host's apt uses for bookworm, else Debian's."""
-    archive = security = None
-    for uri, suites in _host_apt_sources():
-        if archive is None and DEBIAN_SUITE in suites:
-            archive = uri
-        if security is None and f"{DEBIAN_SUITE}-security" in suites:
-            security = uri
-    return archive or DEFAULT_ARCHIVE, security or DEFAULT_SECURITY
-
-
-def _apt_options(apt: Path) -> list[str]:
-    """apt-get options for a private arm64 package database under ``apt``."""
-    for sub in ("lists/partial", "cache/archives/partial", "state", "sources.list.d", "prefs"):
-        (apt / sub).mkdir(parents=True, exist_ok=True)
-    status = apt / "state" / "status"
-    status.touch()
-    archive, security = debian_mirrors()
-    opts = f"[arch=arm64 signed-by={DEBIAN_KEYRING}]"
-    (apt / "sources.list").write_text(
-        f"deb {opts} {archive} {DEBIAN_SUITE} main\n"
-        f"deb {opts} {archive} {DEBIAN_SUITE}-updates main\n"
-        f"deb {opts} {security} {DEBIAN_SUITE}-security main\n"
+    As root mmdebstrap works directly; otherwise it needs user namespaces (its unshare mode).
+    """
+    mirror = os.environ.get(MIRROR_ENV)
+    _run(
+        ["mmdebstrap", "--variant=extract", "--arch=arm64", "--include=" + ",".join(DEB_PACKAGES)]
+        + [DEBIAN_SUITE, str(rootfs), *([mirror] if mirror else [])],
+        f"cannot build the Debian {DEBIAN_SUITE} arm64 userland with mmdebstrap",
+        stdin=subprocess.DEVNULL,  # without a mirror argument it would read sources from stdin
     )
-    settings = {
-        "APT::Architecture": "arm64",
-        "APT::Architectures": "arm64",
-        "Dir::State": apt / "state",
-        "Dir::State::Lists": apt / "lists",
-        # An empty dpkg status: nothing is installed, so apt resolves every dependency. A
-        # private file, not /dev/null: apt locks the status file's folder, and /dev is root's.
-        "Dir::State::status": status,
-        "Dir::Cache": apt / "cache",
-        "Dir::Etc::SourceList": apt / "sources.list",
-        "Dir::Etc::SourceParts": apt / "sources.list.d",
-        "Dir::Etc::PreferencesParts": apt / "prefs",
-        "Acquire::Languages": "none",
-    }
-    if os.geteuid() == 0:
-        # apt drops to the _apt user for downloads, which cannot enter a private cache in $HOME.
-        settings["APT::Sandbox::User"] = "root"
-    return [arg for k, v in settings.items() for arg in ("-o", f"{k}={v}")]
+    # mmdebstrap adds device nodes and an empty /tmp for a chroot; under qemu -L they would
+    # shadow the host's (e.g. a cache folder in /tmp). Only the packages' files are wanted.
+    for setup in ("dev", "tmp"):
+        shutil.rmtree(rootfs / setup, ignore_errors=True)
 
 
 def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
@@ -294,8 +218,8 @@ def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         lines = [ln.strip() for ln in (proc.stderr + "\n" + proc.stdout).splitlines() if ln.strip()]
         errors = [ln for ln in lines if ln.startswith(("E:", "ERROR:", "error:"))]
-        # apt's first E: line names the URL that failed (its last one is a generic summary);
-        # pip's last ERROR: line is the one that matters.
+        # apt's (and mmdebstrap's) first E: line names what failed (the last one is a generic
+        # summary); pip's last ERROR: line is the one that matters.
         apt_errors = [ln for ln in errors if ln.startswith("E:")]
         reason = (
             apt_errors[0] if apt_errors else (errors or lines or [f"exit {proc.returncode}"])[-1]
@@ -306,22 +230,6 @@ def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
             reason = f"index unreachable ({broken[1]}: {broken[2]}); {reason}"
         raise SignsError(f"{what}: {reason}")
     return proc
-
-
-def _download_debs(apt: Path) -> list[Path]:
-    opts = _apt_options(apt)
-    archive, security = debian_mirrors()
-    _run(
-        ["apt-get", *opts, "--error-on=any", "-q", "update"],
-        f"cannot download the Debian {DEBIAN_SUITE} arm64 package lists from {archive} "
-        f"and {security}",
-    )
-    _run(
-        ["apt-get", *opts, "-q", "-y", "--download-only", "--no-install-recommends", "install"]
-        + list(DEB_PACKAGES),
-        f"cannot download the arm64 packages {' '.join(DEB_PACKAGES)} from {archive}",
-    )
-    return sorted((apt / "cache" / "archives").glob("*.deb"))
 
 
 def _relativize_symlinks(rootfs: Path) -> None:
@@ -418,18 +326,14 @@ def dir_size(path: Path) -> int:
 
 def _build(tmp: Path, requirements: list[str], qemu: str, project_root: Path, log) -> dict:
     t0 = time.perf_counter()
-    debs = _download_debs(tmp / "apt")
     rootfs = tmp / "rootfs"
-    rootfs.mkdir()
-    for deb in debs:
-        _run(["dpkg-deb", "-x", str(deb), str(rootfs)], f"cannot unpack {deb.name}")
+    _unpack_debian(rootfs)
     _relativize_symlinks(rootfs)
     # Empty site-packages in the rootfs, so the emulated Python never falls back to the host's.
     for sub in ("usr/local/lib/python3.11/dist-packages", "usr/lib/python3/dist-packages"):
         (rootfs / sub).mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(tmp / "apt")
     t_debs = time.perf_counter() - t0
-    log(f"  {len(debs)} Debian {DEBIAN_SUITE} arm64 packages unpacked in {t_debs:.1f} s")
+    log(f"  Debian {DEBIAN_SUITE} arm64 userland unpacked by mmdebstrap in {t_debs:.1f} s")
     _make_views(tmp)
     t1 = time.perf_counter()
     _install_wheels(tmp / "site", requirements)
@@ -441,7 +345,7 @@ def _build(tmp: Path, requirements: list[str], qemu: str, project_root: Path, lo
     log(f"  import check under emulation passed in {t_smoke:.1f} s")
     return {
         "suite": DEBIAN_SUITE,
-        "debs": [d.name for d in debs],
+        "debs": list(DEB_PACKAGES),  # with their dependencies, resolved by apt
         "wheels": requirements,
         "glibc": f"2.{GLIBC_MINOR}",
         "versions": versions,
@@ -466,7 +370,7 @@ def ensure_userland(
     """The cached userland for the current requirements, built first if needed.
 
     Raises:
-        SignsError: qemu or apt missing, the package registries unreachable, or the build's
+        SignsError: qemu or mmdebstrap missing, the package registries unreachable, or the build's
             import check failed.
     """
     qemu = find_qemu()
@@ -475,13 +379,10 @@ def ensure_userland(
     entry = cache / key
     if (entry / "manifest.json").is_file():
         return Userland(entry, qemu)
-    _check_host_tools()
-    _remove_stale_builds(cache)
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=cache))
-    except OSError as exc:
-        raise SignsError(f"cache folder {cache} cannot be written: {exc.strerror or exc}") from None
+    if shutil.which("mmdebstrap") is None:
+        raise SignsError(f"mmdebstrap not found: install it with `{INSTALL_MMDEBSTRAP}`")
+    _remove_stale_builds(ensure_writable_dir(cache, "cache folder"))
+    tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=cache))
     log(f"arm64: building the Debian {DEBIAN_SUITE} arm64 userland in {entry}")
     try:
         manifest = _build(tmp, requirements, qemu, project_root, log)

@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.cli import opt
+from runtime.errors import SettingError
+from runtime.manifest import DEFAULT_EXPORT_DIR
+
 CACHE_ENV = "SIGNS_ARM64_CACHE"  # overrides the default cache folder, like --cache
 
 
@@ -80,14 +84,40 @@ CPU_CHOICES = [*CPUS, "both"]
 
 @dataclass
 class Arm64Settings:
-    models: str = "artifacts/export"  # folder of exported .tflite/.onnx files (python -m export)
-    data: str | None = None  # dataset path; None: $SIGNS_DATA, else ./data
-    cpu: str = "cortex-a72"  # cortex-a72 (Pi 4), cortex-a76 (Pi 5) or both
-    cache: str | None = None  # rootfs cache folder; None: default_cache()
-    frames: int = 300  # frames in the generated 640x480 test video
-    float_atol: float = 1e-5  # probabilities: max |native - emulated| for float models
-    int8_steps: int = 1  # 8-bit steps an int8-compute model's output may move (x86 vs Arm rounding)
-    keep: bool = False  # keep the work folder (outputs of both runs) even when all is identical
+    models: str = opt(
+        str(DEFAULT_EXPORT_DIR), help="folder of exported .tflite/.onnx files (python -m export)"
+    )
+    data: str | None = opt(
+        None, help="dataset folder or .h5 file; when omitted, $SIGNS_DATA, else ./data"
+    )
+    cpu: str = opt(
+        "cortex-a72",
+        choices=CPU_CHOICES,
+        help="emulated CPU: cortex-a72 (Raspberry Pi 4), cortex-a76 (Pi 5) or both",
+    )
+    cache: str | None = opt(
+        None,
+        help=f"folder for the arm64 userland; when omitted, ${CACHE_ENV}, else "
+        "~/.cache/signs-edge/arm64",
+    )
+    frames: int = opt(300, help="frames in the generated 640x480 video")
+    float_atol: float = opt(
+        1e-5, help="largest |native - emulated| difference of a float model's probabilities"
+    )
+    int8_steps: int = opt(
+        1,
+        help="8-bit quantization steps the output of a model with int8 compute (tflite-int8, "
+        "tflite-dynamic, onnx-int8) may move (x86 vs Arm rounding); labels must match regardless",
+    )
+    keep: bool = opt(False, help="keep both runs' outputs (kept anyway on a mismatch)")
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise SettingError("frames", self.frames, "must be at least 1")
+        if self.float_atol < 0:
+            raise SettingError("float_atol", self.float_atol, "must be >= 0")
+        if self.int8_steps < 0:
+            raise SettingError("int8_steps", self.int8_steps, "must be >= 0")
 
     def cpus(self) -> list[str]:
         return list(CPUS) if self.cpu == "both" else [self.cpu]

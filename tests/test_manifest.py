@@ -1,0 +1,230 @@
+"""The typed export manifest, output-path helpers and the TensorFlow noise filter: no training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.backends import TensorInfo
+from runtime.errors import ModelError, SignsError
+from runtime.fsutil import check_output_dir, check_output_file, removed_if_interrupted
+from runtime.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    Calibration,
+    KerasModel,
+    Manifest,
+    ModelEntry,
+    Quantization,
+    Status,
+    default_model,
+    read_manifest,
+)
+from runtime.tfquiet import NOISE
+
+
+def _manifest(folder: Path) -> Manifest:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("tflite-int8.tflite", "tflite-fp32.tflite", "onnx-fp32.onnx"):
+        (folder / name).write_bytes(b"x" * (10 if "int8" in name else 40))
+    info = TensorInfo("image", (1, 64, 64, 3), "int8", 1 / 255, -128)
+    return Manifest(
+        path=folder / MANIFEST_NAME,
+        labels=["0", "1", "2", "3", "4", "5"],
+        models=[
+            ModelEntry("tflite-fp32", folder / "tflite-fp32.tflite", Status.PASSED, accuracy=0.9),
+            ModelEntry(
+                "tflite-int8",
+                folder / "tflite-int8.tflite",
+                Status.PASSED,
+                Quantization.INT8,
+                accuracy=0.95,
+                input=info,
+                uint8_shortcut=True,
+            ),
+            ModelEntry("onnx-fp32", folder / "onnx-fp32.onnx", Status.PASSED, accuracy=0.9),
+            ModelEntry(
+                "onnx-int8", folder / "onnx-int8.onnx", Status.EXPORT_FAILED, Quantization.INT8
+            ),
+        ],
+        default_model="tflite-int8.tflite",
+        keras=KerasModel(folder.parent / "model.keras", 0.95),
+        calibration=Calibration("train", 300, "class-stratified, seed 0"),
+    )
+
+
+def _write(m: Manifest, edit=None) -> Path:
+    data = json.loads(m.to_json())
+    if edit:
+        edit(data)
+    m.path.write_text(json.dumps(data))
+    return m.path
+
+
+def test_round_trip_is_exact_and_readable(tmp_path: Path) -> None:
+    m = _manifest(tmp_path / "export")
+    text = m.to_json()
+    data = json.loads(text)
+    assert data["schema_version"] == SCHEMA_VERSION and next(iter(data)) == "schema_version"
+    assert data["models"][1]["status"] == "passed" and data["models"][1]["quantization"] == "int8"
+    assert data["models"][0]["path"] == "tflite-fp32.tflite"  # relative to the manifest
+    assert data["keras"]["path"] == "../model.keras"
+    assert "path" not in data  # where the file lives is not written into it
+    back = Manifest.from_json(text, m.path)
+    assert back == m
+    assert back.models[1].input == m.models[1].input  # a typed TensorInfo, not a dict
+    assert back.models[3].status is Status.EXPORT_FAILED and not back.models[3].passed
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (
+            lambda d: d.pop("schema_version"),
+            ["schema version 1", "older", f"version {SCHEMA_VERSION}"],
+        ),
+        (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), ["schema version", "re-export"]),
+        (lambda d: d.update(schema_version="two"), ["schema version 'two'"]),
+        (lambda d: d["models"][0].update(status="great"), ["'status'", "'great'", "'passed'"]),
+        (lambda d: d["models"][0].update(accuracy="high"), ["'accuracy'", "number"]),
+        (lambda d: d["models"][0].pop("path"), ["'path' is missing"]),
+        (lambda d: d["models"][1]["input"].update(scale=None), ["'scale'", "number"]),
+        (lambda d: d.update(models={"a": 1}), ["'models'", "list"]),
+        (lambda d: d.update(labels=["a", "b"]), ["6 class names"]),
+        (lambda d: d["preprocessing"].update(color="BGR"), ["color='BGR'"]),
+    ],
+)
+def test_bad_manifest_is_one_line_model_error(tmp_path: Path, edit, needles) -> None:
+    path = _write(_manifest(tmp_path / "export"), edit)
+    with pytest.raises(ModelError) as info:
+        read_manifest(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "\n" not in message, message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+def test_not_json_and_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / MANIFEST_NAME
+    for text, needle in (("{nope", "not a valid JSON manifest"), ("[1]", "expected a JSON object")):
+        path.write_text(text)
+        with pytest.raises(ModelError, match=needle):
+            read_manifest(path)
+
+
+def test_unknown_keys_ignored_missing_optional_keys_default(tmp_path: Path) -> None:
+    """A newer export's extra optional field, or an older one's missing field, still reads."""
+
+    def edit(d: dict) -> None:
+        d["fine_tuning"] = {"samples": 240}
+        d["models"][0]["min_confidence"] = 0.6
+        for key in ("calibration", "versions", "settings", "default_model"):
+            d.pop(key)
+        for key in ("sha256", "input", "quantization", "reason"):
+            d["models"][0].pop(key)
+
+    m = read_manifest(_write(_manifest(tmp_path / "export"), edit))
+    assert m.calibration is None and m.default_model is None and m.versions == {}
+    assert m.models[0].quantization is Quantization.FLOAT32 and m.models[0].input is None
+
+
+def test_default_model_follows_the_manifest_and_the_gate(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    m = _manifest(folder)
+    _write(m)
+    assert default_model(folder) == folder / "tflite-int8.tflite"
+
+    def int8_failed(d: dict) -> None:
+        d["models"][1]["status"] = "failed"
+
+    _write(m, int8_failed)  # the recorded default failed: best accuracy, then the smaller file
+    assert default_model(folder) == folder / "tflite-fp32.tflite"
+    _write(m, lambda d: [e.update(status="failed") for e in d["models"]])
+    with pytest.raises(ModelError, match="none marked 'passed'"):
+        default_model(folder)
+
+
+def test_output_paths_one_wording(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SignsError) as info:
+        check_output_dir(blocker / "out")
+    assert (
+        str(info.value)
+        == f"cannot write the output folder {blocker / 'out'}: {blocker} is a file, not a folder"
+    )
+    with pytest.raises(SignsError, match="cannot write the output folder .*: it is a file"):
+        check_output_dir(blocker)
+    with pytest.raises(
+        SignsError, match="cannot write the log file .*: it is a folder, not a file"
+    ):
+        check_output_file(tmp_path, what="log file")
+    assert check_output_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+def test_interrupted_run_removes_only_the_folders_it_created(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "out"
+    with pytest.raises(KeyboardInterrupt), removed_if_interrupted(out):
+        out.mkdir(parents=True)
+        raise KeyboardInterrupt
+    assert not (tmp_path / "new").exists()
+
+    kept = tmp_path / "kept"
+    with pytest.raises(KeyboardInterrupt), removed_if_interrupted(kept):
+        kept.mkdir()
+        (kept / "model.keras").write_text("done")  # an artifact was written: keep everything
+        raise KeyboardInterrupt
+    assert (kept / "model.keras").is_file()
+
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(KeyboardInterrupt), removed_if_interrupted(existing):
+        raise KeyboardInterrupt
+    assert existing.is_dir()
+
+
+def test_tensorflow_noise_filter_hides_start_up_notices_only() -> None:
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "E0000 00:00:1795802384.045688    5931 cuda_platform.cc:52] failed call to cuInit: "
+        "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+        "I0000 00:00:1795802379.616003    5931 cudart_stub.cc:31] Could not find cuda drivers on "
+        "your machine, GPU will not be used.",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow "
+        "with the appropriate compiler flags.",
+    ]
+    real = [
+        "E0000 00:00:1795802384.045688    5931 op_kernel.cc:1830] OP_REQUIRES failed: OOM",
+        "Traceback (most recent call last):",
+        "ImportError: libcudnn.so.9: cannot open shared object file",
+    ]
+    assert all(NOISE.match(line) for line in noise)
+    assert not any(NOISE.match(line) for line in real)
+
+
+@pytest.mark.slow
+def test_tensorflow_import_is_quiet_but_keeps_other_stderr_lines() -> None:
+    """A real TensorFlow import prints nothing; an unknown line written meanwhile still shows."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    code = (
+        "import os\n"
+        "from runtime.tfquiet import filtered_stderr, import_tensorflow\n"
+        "with filtered_stderr():\n"
+        "    os.write(2, b'E0000 00:00:1.2 7 cuda_platform.cc:52] failed call to cuInit: x\\n')\n"
+        "    os.write(2, b'a real problem\\n')\n"
+        "tf = import_tensorflow()\n"
+        "print(tf.constant(2).numpy() + 1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3"
+    assert proc.stderr == "a real problem\n", proc.stderr

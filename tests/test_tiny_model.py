@@ -1,0 +1,142 @@
+"""The runtime end to end on a tiny ONNX model built in the test: no training, a few seconds.
+
+The model is real (onnx.helper, checked, run by onnxruntime through runtime.backends): the mean
+colour of the 64x64 input times a 3x6 matrix, then softmax. Its answer is computed again here
+with NumPy, so the backend, the loop, its hooks, the log and runtime.evaluate are checked
+against an independent reference.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.video import write_test_video
+from runtime.hooks import QUIT, FrameEvent, FrameHook
+from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, preprocess
+from tests.helpers import assert_user_error, run_module
+
+W = np.array(
+    [[4, -2, 0, 1, -3, 2], [-1, 3, 2, -4, 1, 0], [0, 1, -3, 2, 2, -2]], dtype=np.float32
+)  # RGB mean -> class logits
+B = np.array([0.1, -0.2, 0.3, 0.0, -0.1, 0.2], dtype=np.float32)
+
+
+def reference(images_rgb: np.ndarray) -> np.ndarray:
+    """What the tiny model computes, in NumPy: softmax(mean(rgb / 255) @ W + B)."""
+    m = (images_rgb.astype(np.float32) / np.float32(255)).mean(axis=(1, 2))
+    z = m @ W + B
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", *INPUT_SHAPE])
+    y = helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", NUM_CLASSES])
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["m"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["m", "w"], ["z0"]),
+        helper.make_node("Add", ["z0", "b"], ["z"]),
+        helper.make_node("Softmax", ["z"], ["probs"], axis=1),
+    ]
+    inits = [numpy_helper.from_array(W, "w"), numpy_helper.from_array(B, "b")]
+    graph = helper.make_graph(nodes, "tiny", [x], [y], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def colours() -> np.ndarray:
+    """12 flat-coloured 64x64 RGB images with clearly different answers."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(12, 1, 1, 3), dtype=np.uint8)
+    return np.ascontiguousarray(np.broadcast_to(rgb, (12, *INPUT_SHAPE)))
+
+
+def test_backend_matches_numpy(tiny_onnx: Path, colours: np.ndarray) -> None:
+    from runtime.backends import load_backend
+
+    backend = load_backend(tiny_onnx, threads=1)
+    np.testing.assert_allclose(
+        backend.predict(colours), reference(colours), atol=2e-4
+    )  # MLAS softmax
+    np.testing.assert_allclose(
+        backend.predict_one(colours[3]), reference(colours[3:4])[0], atol=1e-5
+    )
+
+
+def test_webcam_loop_hooks_and_log(tiny_onnx: Path, colours: np.ndarray, tmp_path: Path) -> None:
+    """run() in-process: every frame reaches the log and the hooks; a hook's QUIT stops it."""
+    from runtime.sources import VideoSource
+    from runtime.webcam import WebcamSettings, run
+
+    video = write_test_video(colours, tmp_path / "v.avi", codec="FFV1", repeat=2)
+    seen: list[int] = []
+
+    class StopAt(FrameHook):
+        def on_frame(self, event: FrameEvent):
+            seen.append(event.index)
+            return QUIT if event.index == 15 else None
+
+    log = tmp_path / "frames.csv"
+    settings = WebcamSettings(
+        model=str(tiny_onnx), headless=True, smooth=0, min_confidence=0, log=str(log)
+    )
+    summary = run(settings, source=VideoSource(video), hooks=[StopAt()])
+    assert seen == list(range(16)) and summary.frames == 16
+    assert summary.ended == "quit (q/ESC)"
+    with open(log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["frame"]) for r in rows] == seen
+    # The label of each frame is the model's answer for the image in its ROI (lossless video).
+    cap = cv2.VideoCapture(str(video))
+    expected = []
+    for _ in range(16):
+        ok, frame = cap.read()
+        assert ok
+        x, y, side = 192, 112, 256
+        expected.append(
+            int(reference(preprocess(frame[y : y + side, x : x + side], bgr=True)[None]).argmax())
+        )
+    assert [int(r["label"]) for r in rows] == expected
+    assert len(set(expected)) > 1  # the check can fail
+
+
+def test_webcam_cli_on_the_tiny_model(tiny_onnx: Path, colours: np.ndarray, tmp_path: Path) -> None:
+    video = write_test_video(colours, tmp_path / "v.avi")
+    proc = run_module(
+        "runtime.webcam", "--model", str(tiny_onnx), "--source", str(video), "--headless",
+        "--max-frames", "5", timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "5 frames in" in proc.stdout and "ended: --max-frames 5" in proc.stdout
+    proc = run_module(
+        "runtime.webcam", "--model", str(tiny_onnx), "--source", str(video), "--headless",
+        "--roi", "600", timeout=120,
+    )  # fmt: skip
+    assert_user_error(proc, "--roi 600", "640x480")
+
+
+def test_evaluate_on_generated_class_folders(
+    tiny_onnx: Path, colours: np.ndarray, tmp_path: Path
+) -> None:
+    from runtime.evaluate import EvaluateSettings, evaluate
+
+    truth = reference(colours).argmax(axis=1)
+    for i, (img, label) in enumerate(zip(colours, truth, strict=True)):
+        folder = tmp_path / str(label)
+        folder.mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(img, (100, 100))[:, :, ::-1])
+    result = evaluate(EvaluateSettings(model=str(tiny_onnx), data=str(tmp_path)))
+    assert result.n == len(colours) and result.accuracy == 1.0
