@@ -32,14 +32,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.errors import DataError, SignsError
+from runtime.errors import DataError, SettingError, SignsError
 
 SCHEMA_VERSION = 1
 FRAME_W, FRAME_H = 640, 480
 HAND_SIDES = (144, 320)  # placed hand square, px (a hand at arm's length to close up)
 LABELS_NAME = "labels.csv"
 META_NAME = "scenes.json"
-SPLITS = ("val", "test")
 MASK_RANGE = (0.05, 0.85)  # mask fraction outside this: the mask failed, place the whole photo
 
 
@@ -194,17 +193,13 @@ def make_scenes(
     """
     from train.backgrounds import NATURAL_IMAGES, natural_images
 
-    if split not in SPLITS:
-        raise SignsError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
-    if video is not None and (Path(video).suffix.lower() != ".avi" or hold < 1):
-        raise SignsError(f"--video {video} / --hold {hold}: need an .avi path and hold >= 1")
-    if count < 1 or not 0.0 <= empty <= 1.0:
-        raise SignsError(f"--count {count} / --empty {empty}: need count >= 1, 0 <= empty <= 1")
+    if split not in ("test", "val"):
+        raise SettingError("split", split, "expected test or val")
     out = Path(out)
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / META_NAME).is_file())
     ):
-        raise SignsError(f"--out {out}: exists and is not a scene folder; refusing to replace it")
+        raise SettingError("out", out, "exists and is not a scene folder; refusing to replace it")
     hands = load_hands(split, signs, other_hands)
     images = natural_images(split)
     rng = np.random.default_rng(seed)

@@ -46,7 +46,7 @@ def resolve_models(paths: list[str], fmt: str = DEFAULT_FORMAT) -> list[tuple[st
                 raise SignsError(f"--models {path}: no {fmt} file in its manifest")
             out.append((f"{path.name}/{fmt}", entries[0].path))
         elif path.is_file():
-            out.append((path.name, path))
+            out.append((f"{path.parent.name}/{path.name}", path))
         else:
             raise SignsError(f"--models {path}: no such model file or export folder")
     return out
