@@ -192,13 +192,15 @@ def render_markdown(results: dict) -> str:
     w = next(iter(results["models"].values()), {}).get("windows_per_frame")
     lines += [
         "",
-        f"The search classifies {w} windows a frame. Step time, median ms (wall / CPU):",
+        f"The search scans {w} windows a frame (those with enough skin-coloured pixels are "
+        "classified). Step time, median ms (wall / CPU):",
         "",
     ]
     for name, r in results["models"].items():
         lines.append(
             f"- {name}: ROI {r['roi_step_ms_p50']} / {r['roi_step_cpu_ms_p50']}; "
-            f"--find-hand {r['search_step_ms_p50']} / {r['search_step_cpu_ms_p50']}"
+            f"--find-hand {r['search_step_ms_p50']} / {r['search_step_cpu_ms_p50']} "
+            f"({r['windows_classified_mean']} windows classified a frame on average)"
         )
     return "\n".join(lines) + "\n"
 
