@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -30,6 +31,9 @@ import numpy as np
 from runtime.backends import Backend
 from runtime.errors import SettingError
 from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES, preprocess
+
+if TYPE_CHECKING:
+    from runtime.handsearch import HandSearch
 
 DEFAULT_SMOOTH = 0.6  # EMA weight of the past per frame; see the module docstring
 DEFAULT_MIN_CONFIDENCE = 0.5  # below this smoothed probability the loop shows "no sign"
@@ -105,6 +109,7 @@ class FrameResult:
     raw: np.ndarray  # (6,) float32 probabilities of this frame alone
     times: dict[str, float]  # ms per stage: preprocess, inference, smoothing
     box: tuple[int, int, int]  # the ROI used: x, y, side in frame pixels
+    found: bool | None = None  # hand search: a hand found at ``box``; None: search off
 
 
 class Smoother:
@@ -155,6 +160,9 @@ class FramePipeline:
         mirror: flip horizontally (selfie view); the model sees what the user sees. The ROI is
             centred, so flipping the 64x64 model input equals flipping the frame first (tests
             check this for the default ROI) and costs ~1 us instead of a full-frame flip.
+        search: a :class:`runtime.handsearch.HandSearch` to find the hand anywhere instead of
+            the fixed ROI. Its windows are not mirrored (a mirrored hand shows the same count
+            and the model is trained on both); the box is in unmirrored frame pixels.
     """
 
     def __init__(
@@ -164,6 +172,7 @@ class FramePipeline:
         smooth: float = DEFAULT_SMOOTH,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         mirror: bool = False,
+        search: HandSearch | None = None,
     ) -> None:
         check_smoothing(smooth, min_confidence)
         self.backend = backend
@@ -171,6 +180,8 @@ class FramePipeline:
         self.smoother = Smoother(smooth)
         self.min_confidence = float(min_confidence)
         self.mirror = mirror
+        self.search = search
+        self._uniform = np.full(NUM_CLASSES, 1.0 / NUM_CLASSES, dtype=np.float32)
         self._shape: tuple[int, int] | None = None
         self._box = (0, 0, 0)
 
@@ -184,6 +195,8 @@ class FramePipeline:
 
     def step(self, frame_bgr: np.ndarray) -> FrameResult:
         """Classify one H x W x 3 uint8 BGR frame."""
+        if self.search is not None:
+            return self._search_step(frame_bgr)
         clock = time.perf_counter_ns
         t0 = clock()
         x, y, side = self.box_for(frame_bgr)
@@ -207,4 +220,28 @@ class FramePipeline:
                 "smoothing": (t3 - t2) / 1e6,
             },
             box=self._box,
+        )
+
+    def _search_step(self, frame_bgr: np.ndarray) -> FrameResult:
+        """The hand search's box and probabilities; "no hand" feeds the smoother a uniform
+        distribution (the outlier-exposure target), so smoothing and min_confidence decide as
+        for the fixed ROI."""
+        found = self.search.find(frame_bgr)
+        t0 = time.perf_counter_ns()
+        raw = found.probs if found.found else self._uniform
+        probs = self.smoother.update(raw)
+        label, conf = decide(probs, self.min_confidence)
+        t1 = time.perf_counter_ns()
+        return FrameResult(
+            label=label,
+            confidence=conf,
+            probs=probs.copy(),
+            raw=raw,
+            times={
+                "preprocess": found.times[0],
+                "inference": found.times[1],
+                "smoothing": (t1 - t0) / 1e6,
+            },
+            box=found.box,
+            found=found.found,
         )

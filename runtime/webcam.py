@@ -76,6 +76,11 @@ class WebcamSettings:
         help="side of the centred square the model sees, px; 0 = the largest centred square; "
         "when omitted, the largest 64 * 2**k px that fits (256 for 640x480: exact 2x resize steps)",
     )
+    find_hand: bool = opt(
+        False,
+        help="look for the hand anywhere in the frame (a multi-scale scan with the model, "
+        "runtime.handsearch) instead of the fixed centred square; off by default: see README",
+    )
     max_frames: int = opt(0, help="stop after N frames (0 = no limit)")
     log: str | None = opt(
         None, metavar="CSV", help="CSV file: one row per frame, written atomically at exit"
@@ -164,6 +169,7 @@ def run(
     from runtime.backends import load_backend, uint8_shortcut
     from runtime.framelog import FrameLog
     from runtime.fsutil import ensure_writable_dir
+    from runtime.handsearch import HandSearch
     from runtime.manifest import check_backend, default_model, describe_model
     from runtime.pipeline import FramePipeline, Roi
     from runtime.signals import StopSignals
@@ -181,6 +187,7 @@ def run(
         smooth=settings.smooth,
         min_confidence=settings.min_confidence,
         mirror=settings.mirror,
+        search=HandSearch(backend) if settings.find_hand else None,
     )
     all_hooks: list[FrameHook] = []
     if settings.log:
@@ -211,6 +218,8 @@ def run(
         f"{settings.smooth:g}, min confidence {settings.min_confidence:g}",
         flush=True,
     )
+    if pipe.search is not None:
+        print(f"hand search: {pipe.search.describe()}", flush=True)
 
     hists = {s: LatencyHistogram() for s in STAGES}
     frames = 0

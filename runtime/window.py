@@ -89,7 +89,9 @@ class Window:
         known = res.label is not None
         colour = (60, 200, 60) if known else (170, 170, 170)  # BGR: green, or grey for no sign
         font = cv2.FONT_HERSHEY_SIMPLEX
-        cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), colour, 2)
+        # --find-hand with no hand found: a thin box at the best candidate.
+        thickness = 1 if res.found is False else 2
+        cv2.rectangle(view, (x, y), (x + side - 1, y + side - 1), colour, thickness)
         # Label and confidence bar in a dark band under the ROI (over its bottom edge if the
         # frame has no room), so the picture the model sees stays visible.
         band = min(44, side // 3)

@@ -1,0 +1,244 @@
+"""The scene bench's report: per model, accuracy on hand scenes and "no sign" on empty ones.
+
+Every number comes from the runtime's own code on the scene frames:
+
+- **centred**: the hand's box cut out and classified (``runtime.preprocess`` + backend): the
+  "cluttered background, hand centred" figure. ``top1`` ignores the threshold; ``shown`` is the
+  label the loop would show (top probability >= ``--min-confidence``).
+- **roi**: the full frame through :class:`runtime.pipeline.FramePipeline` with its default
+  centred ROI, as ``runtime.webcam`` runs it.
+- **search**: the same pipeline with :class:`runtime.handsearch.HandSearch` (``--find-hand``).
+
+Scenes are independent stills, so the pipelines run with ``smooth=0`` and the search is reset
+before each scene: a single frame decides (no help from earlier frames). "No sign" on the empty
+scenes is the share of frames whose label is None. Time: the median wall time of
+``FramePipeline.step`` (what the webcam and ``python -m benchmarks`` time), capture excluded;
+the CPU is shared, so the load average is recorded with it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.scenes.make import SceneLabel, read_scenes
+from runtime.errors import SignsError
+from runtime.fsutil import ensure_writable_dir, write_json, write_text
+
+DEFAULT_FORMAT = "tflite-int8"
+
+
+def resolve_models(paths: list[str], fmt: str = DEFAULT_FORMAT) -> list[tuple[str, Path]]:
+    """[(name, model file)]: an export folder gives its ``fmt`` file, a file is taken as is."""
+    from runtime.manifest import MANIFEST_NAME, read_manifest
+
+    out = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            manifest = read_manifest(path / MANIFEST_NAME)
+            entries = [m for m in manifest.models if m.format == fmt]
+            if not entries or not entries[0].path.is_file():
+                raise SignsError(f"--models {path}: no {fmt} file in its manifest")
+            out.append((f"{path.name}/{fmt}", entries[0].path))
+        elif path.is_file():
+            out.append((f"{path.parent.name}/{path.name}", path))
+        else:
+            raise SignsError(f"--models {path}: no such model file or export folder")
+    return out
+
+
+def _inside(box: tuple[int, int, int], truth: tuple[int, int, int, int]) -> bool:
+    """The found box's centre lies inside the true hand square."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[2] / 2
+    return truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
+
+
+def _rate(hits: list[bool]) -> float | None:
+    return round(float(np.mean(hits)), 4) if hits else None
+
+
+def evaluate_model(
+    model: Path,
+    folder: Path,
+    labels: list[SceneLabel],
+    min_confidence: float,
+    search_config=None,
+) -> dict:
+    """All figures of one model on one scene folder (see the module docstring)."""
+    from runtime.backends import load_backend
+    from runtime.handsearch import HandSearch
+    from runtime.pipeline import FramePipeline
+    from runtime.preprocess import preprocess
+
+    backend = load_backend(model, threads=1)
+    roi = FramePipeline(load_backend(model, threads=1), smooth=0, min_confidence=min_confidence)
+    search = HandSearch(backend, search_config)
+    found = FramePipeline(backend, smooth=0, min_confidence=min_confidence, search=search)
+    rows = []
+    step_ms: dict[str, list[float]] = {"roi": [], "search": []}
+    cpu_ms: dict[str, list[float]] = {"roi": [], "search": []}
+    cpu = time.thread_time
+    classified: list[int] = []
+    for lab in labels:
+        frame = cv2.imread(str(folder / lab.file), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise SignsError(f"{folder / lab.file}: unreadable frame")
+        row = {"label": lab.label, "source": lab.source}
+        c0, t0 = cpu(), time.perf_counter()
+        r = roi.step(frame)
+        c1, t1 = cpu(), time.perf_counter()
+        search.reset()
+        c2, t2 = cpu(), time.perf_counter()
+        s = found.step(frame)
+        c3, t3 = cpu(), time.perf_counter()
+        step_ms["roi"].append((t1 - t0) * 1e3)
+        step_ms["search"].append((t3 - t2) * 1e3)
+        cpu_ms["roi"].append((c1 - c0) * 1e3)
+        cpu_ms["search"].append((c3 - c2) * 1e3)
+        classified.append(search.classified)
+        row["roi"], row["search"], row["search_box"] = r.label, s.label, s.box
+        if lab.label is not None:
+            x, y, w, h = lab.box()
+            crop = preprocess(frame[y : y + h, x : x + w], bgr=True)
+            p = backend.predict_one(crop)
+            row["centred_top1"] = int(p.argmax())
+            row["centred"] = int(p.argmax()) if p.max() >= min_confidence else None
+            row["box_hit"] = bool(s.found) and _inside(s.box, lab.box())
+        rows.append(row)
+    hands = [r for r in rows if r["label"] is not None]
+    empty = [r for r in rows if r["label"] is None]
+
+    def acc(key: str, subset: list[dict]) -> float | None:
+        return _rate([r[key] == r["label"] for r in subset])
+
+    sources = sorted({r["source"] for r in hands})
+    result = {
+        "model": str(model),
+        "hand_scenes": len(hands),
+        "empty_scenes": len(empty),
+        "centred_top1": acc("centred_top1", hands),
+        "centred": acc("centred", hands),
+        "roi": acc("roi", hands),
+        "search": acc("search", hands),
+        "search_box_hit": _rate([r["box_hit"] for r in hands]),
+        "roi_no_sign_empty": _rate([r["roi"] is None for r in empty]),
+        "search_no_sign_empty": _rate([r["search"] is None for r in empty]),
+        "per_source": {
+            src: {
+                k: acc(k, [r for r in hands if r["source"] == src])
+                for k in ("centred_top1", "centred", "roi", "search")
+            }
+            for src in sources
+        },
+    }
+    for key, ms in step_ms.items():
+        med = float(np.median(ms))
+        result[f"{key}_step_ms_p50"] = round(med, 3)
+        result[f"{key}_fps"] = round(1000.0 / med, 1)
+        # This thread's CPU time: what the step costs when it has a core to itself (the wall
+        # time above also counts waiting for a core on a shared machine).
+        result[f"{key}_step_cpu_ms_p50"] = round(float(np.median(cpu_ms[key])), 3)
+    grids = search.grids(640, 480)
+    result["windows_per_frame"] = int(sum(g.nx * g.ny for g in grids))
+    result["windows_classified_mean"] = round(float(np.mean(classified)), 1)
+    return result
+
+
+COLUMNS = (
+    ("centred_top1", "hand centred (top-1)"),
+    ("centred", "hand centred (shown)"),
+    ("roi", "full frame, centred ROI"),
+    ("search", "full frame, --find-hand"),
+    ("search_box_hit", "box on the hand"),
+    ("roi_no_sign_empty", "empty: no sign (ROI)"),
+    ("search_no_sign_empty", "empty: no sign (--find-hand)"),
+    ("roi_fps", "FPS (ROI)"),
+    ("search_fps", "FPS (--find-hand)"),
+)
+
+
+def render_markdown(results: dict) -> str:
+    meta = results["scenes"]
+    lines = [
+        "# Scene bench",
+        "",
+        f"{meta['count']} synthetic 640x480 scenes ({meta['split']} split, seed {meta['seed']}, "
+        f"{results['hand_scenes']} with a hand, {results['empty_scenes']} empty); backgrounds: "
+        f"{', '.join(meta['backgrounds'])}; min confidence {results['min_confidence']}; "
+        f"smoothing off, one frame per scene. Load average (1/5/15 min) at start "
+        f"{results['load_avg']['start']}, at end {results['load_avg']['end']} on "
+        f"{os.cpu_count()} cores.",
+        "",
+        "| model | " + " | ".join(c[1] for c in COLUMNS) + " |",
+        "| --- |" + " --- |" * len(COLUMNS),
+    ]
+    for name, r in results["models"].items():
+        cells = ["-" if r[k] is None else f"{r[k]:.3f}" for k, _ in COLUMNS[:-2]]
+        cells += [f"{r['roi_fps']:.0f}", f"{r['search_fps']:.0f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Per hand source (accuracy):", ""]
+    lines += ["| model | source | centred top-1 | centred shown | ROI | --find-hand |"]
+    lines += ["| --- | --- | --- | --- | --- | --- |"]
+    for name, r in results["models"].items():
+        for src, v in r["per_source"].items():
+            keys = ("centred_top1", "centred", "roi", "search")
+            cells = ["-" if v[k] is None else f"{v[k]:.3f}" for k in keys]
+            lines.append(f"| {name} | {src} | " + " | ".join(cells) + " |")
+    w = next(iter(results["models"].values()), {}).get("windows_per_frame")
+    lines += [
+        "",
+        f"The search scans {w} windows a frame (those with enough skin-coloured pixels are "
+        "classified). Step time, median ms (wall / CPU):",
+        "",
+    ]
+    for name, r in results["models"].items():
+        lines.append(
+            f"- {name}: ROI {r['roi_step_ms_p50']} / {r['roi_step_cpu_ms_p50']}; "
+            f"--find-hand {r['search_step_ms_p50']} / {r['search_step_cpu_ms_p50']} "
+            f"({r['windows_classified_mean']} windows classified a frame on average)"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_report(
+    models: list[str],
+    scenes: str | Path,
+    out: str | Path,
+    min_confidence: float,
+    fmt: str = DEFAULT_FORMAT,
+) -> dict:
+    """Evaluate every model on the scene folder; write results.json and results.md to ``out``."""
+    meta, labels = read_scenes(scenes)
+    resolved = resolve_models(models, fmt)
+    out = ensure_writable_dir(out)
+    load0 = os.getloadavg()
+    results = {
+        "scenes": {**meta, "folder": str(scenes)},
+        "hand_scenes": sum(1 for lab in labels if lab.label is not None),
+        "empty_scenes": sum(1 for lab in labels if lab.label is None),
+        "min_confidence": min_confidence,
+        "models": {},
+    }
+    for name, path in resolved:
+        print(f"{name}: {len(labels)} scenes ...", flush=True)
+        r = evaluate_model(path, Path(scenes), labels, min_confidence)
+        results["models"][name] = r
+        print(
+            f"  centred {r['centred_top1']}  roi {r['roi']}  search {r['search']}  "
+            f"empty no-sign roi {r['roi_no_sign_empty']} search {r['search_no_sign_empty']}  "
+            f"fps {r['roi_fps']} / {r['search_fps']}",
+            flush=True,
+        )
+    results["load_avg"] = {
+        "start": [round(v, 2) for v in load0],
+        "end": [round(v, 2) for v in os.getloadavg()],
+    }
+    write_json(out / "results.json", results)
+    write_text(out / "results.md", render_markdown(results))
+    print(f"wrote {out / 'results.json'} and results.md")
+    return results
