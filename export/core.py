@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from export.formats import FORMATS, ConvertContext, ExportFormat
+from export.keras_model import check_model_file, load_keras
 from export.settings import ExportSettings
 from runtime.backends import EXPECTED_INPUT, load_backend, uint8_shortcut
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
-from runtime.errors import DataError, ModelError, SignsError, ValidationError
+from runtime.errors import DataError, SignsError, ValidationError
 from runtime.fsutil import atomic_path, check_output_dir, ensure_writable_dir, write_text
 from runtime.manifest import (
     MANIFEST_NAME,
@@ -42,7 +43,6 @@ from runtime.preprocess import to_model_input
 
 KB = 1000  # bytes; sizes in the table are SI kilobytes
 MANIFEST = MANIFEST_NAME  # kept for callers that import it from here
-KERAS_SUFFIXES = (".keras", ".h5")
 
 
 @dataclass
@@ -91,13 +91,13 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     if settings.calibration_images < 1:
         raise SignsError("calibration_images must be at least 1")
     model_path = Path(settings.model)
-    _check_model_file(model_path)
+    check_model_file(model_path)
     ds = load_dataset(settings.data)
     test, calibration = _splits(ds, formats, settings)
     calibration, provenance = _add_user_samples(model_path, calibration)
     out = check_output_dir(settings.out)
     # The slow part (TensorFlow), after the cheap checks.
-    model = _load_keras(model_path, settings.verbose)
+    model = load_keras(model_path, settings.verbose)
     labels = _labels(model_path, ds)
 
     print(f"model: {model_path} ({model.count_params():,} parameters)")
@@ -162,37 +162,6 @@ def select_formats(
 
 
 # --- input checks (nothing is written until all pass) ---------------------------------------
-
-
-def _check_model_file(path: Path) -> None:
-    if not path.exists():
-        raise ModelError(f"{path}: model file not found (train one with: python -m train)")
-    if not path.is_file():
-        raise ModelError(f"{path}: not a file (expected a Keras .keras model)")
-    if path.suffix.lower() not in KERAS_SUFFIXES:
-        raise ModelError(f"{path}: not a Keras model (expected a .keras file)")
-
-
-def _load_keras(path: Path, verbose: bool = False):
-    from runtime.tfquiet import import_tensorflow
-
-    import_tensorflow(verbose)
-    import keras
-
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors, ...
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a readable Keras model ({first})") from None
-    try:
-        in_shape, out_shape = model.input_shape, model.output_shape
-    except (AttributeError, ValueError):  # e.g. a Sequential model that was never built
-        raise ModelError(f"{path}: model has no defined input shape") from None
-    if not isinstance(in_shape, tuple) or tuple(in_shape[1:]) != EXPECTED_INPUT:
-        raise ModelError(f"{path}: model input shape {in_shape}, expected (None, 64, 64, 3)")
-    if not isinstance(out_shape, tuple) or tuple(out_shape[1:]) != (6,):
-        raise ModelError(f"{path}: model output shape {out_shape}, expected (None, 6)")
-    return model
 
 
 def _splits(

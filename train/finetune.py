@@ -178,12 +178,12 @@ def run(settings: TrainSettings, callbacks: Sequence[Any] = ()) -> dict:
 
 def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     t0 = time.perf_counter()  # the cost figure covers loading too: what the user waits for
-    from export.core import _check_model_file, _load_keras
+    from export.keras_model import check_model_file, load_keras
     from train import core
 
     assert settings.fine_tune is not None
     init, out = Path(settings.init), output_dir(settings)
-    _check_model_file(init)
+    check_model_file(init)
     if (out / "model.keras").resolve() == init.resolve():
         raise SignsError(f"--out {out} would overwrite the base model {init}; choose another")
     root = Path(settings.fine_tune)
@@ -191,7 +191,7 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     counts, missing = check_counts(root, samples.y)
     ds = load_dataset(settings.data, need_train=True)
     assert ds.train is not None and ds.test is not None
-    model = _load_keras(init)  # ModelError for a corrupt file or a wrong input/output shape
+    model = load_keras(init)  # ModelError for a corrupt file or a wrong input/output shape
     out = ensure_writable_dir(out)
 
     print(f"data: {ds.describe()}")
