@@ -100,6 +100,7 @@ def tiny_tflite(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow  # converts a model with TensorFlow and scores 44 shifts twice: ~30 s
 def test_report_runs_and_writes_its_three_files(tiny_tflite, signs_data, tmp_path):
     from tests.helpers import run_module
 

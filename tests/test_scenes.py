@@ -19,6 +19,7 @@ def _frames(folder: Path) -> list[bytes]:
     return [p.read_bytes() for p in sorted(folder.glob("frame-*.png"))]
 
 
+@pytest.mark.slow  # masks and composites two scene sets: ~10 s
 def test_scenes_are_deterministic_under_a_seed(signs_data: Path, tmp_path: Path) -> None:
     a = make_scenes(tmp_path / "a", seed=5, count=6, empty=0.3, signs=str(signs_data))
     b = make_scenes(tmp_path / "b", seed=5, count=6, empty=0.3, signs=str(signs_data))
