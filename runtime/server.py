@@ -86,6 +86,9 @@ def _lan_address() -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client never holds up shutdown
+    # socketserver's default listen backlog is 5: a burst of viewers (a browser opens several
+    # connections) would wait on SYN retries. Let the whole limit queue; the excess gets 503.
+    request_queue_size = 2 * MAX_CLIENTS
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], live: LiveView, token: str | None) -> None:
