@@ -108,7 +108,7 @@ def bench_backend(spec: dict) -> dict:
 
 def bench_keras(spec: dict) -> dict:
     """The Keras baseline: ``model.predict(x[None])`` and ``model(x[None], training=False)``."""
-    from runtime.tfquiet import import_tensorflow
+    from train.tfquiet import import_tensorflow
 
     t0 = time.perf_counter()
     tf = import_tensorflow()
@@ -258,7 +258,7 @@ def bench_train(spec: dict) -> dict:
     """
     import tempfile
 
-    from runtime.tfquiet import import_tensorflow
+    from train.tfquiet import import_tensorflow
 
     import_tensorflow()
     import keras

@@ -19,7 +19,7 @@ import numpy as np
 
 from runtime.manifest import Quantization
 from runtime.preprocess import IMAGE_SIZE, to_model_input
-from runtime.tfquiet import filtered_stderr
+from train.tfquiet import filtered_stderr
 
 # Named tolerances on the max absolute difference of the six probabilities vs Keras, over the
 # whole test set. fp32 differs from Keras only by kernel summation order (~3e-6 measured);

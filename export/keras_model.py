@@ -22,7 +22,7 @@ def check_model_file(path: Path) -> None:
 
 def load_keras(path: Path, verbose: bool = False):
     """The Keras model at ``path``; a ModelError for an unreadable file or a wrong shape."""
-    from runtime.tfquiet import import_tensorflow
+    from train.tfquiet import import_tensorflow
 
     import_tensorflow(verbose)
     import keras

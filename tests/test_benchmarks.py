@@ -201,6 +201,7 @@ def test_broken_model_fails_loudly_and_keeps_the_rest(
     assert "tflite-fp16" in (out / "results.md").read_text()
 
 
+@pytest.mark.slow  # a benchmark worker process per file: ~4 s
 def test_a_file_that_cannot_be_measured_exits_1(signs_data: Path, tmp_path: Path) -> None:
     """An export-failed entry (no file) is reported and the run exits 1, as the README says."""
     from runtime.dataset import DEFAULT_LABELS

@@ -205,6 +205,7 @@ def xvfb_fb(tmp_path: Path):
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow  # a real window under Xvfb: ~3 s
 def test_window_keys_record_a_burst_with_countdown_and_counts(
     xvfb_fb, parts: dict, tmp_path: Path
 ) -> None:

@@ -43,7 +43,7 @@ for path in sys.argv[1:]:
 
 
 def tiny_tflite_int8(dest: Path) -> Path:
-    from runtime.tfquiet import import_tensorflow
+    from train.tfquiet import import_tensorflow
 
     tf = import_tensorflow()
     import keras

@@ -22,7 +22,7 @@ from runtime.manifest import (
     default_model,
     read_manifest,
 )
-from runtime.tfquiet import NOISE
+from train.tfquiet import NOISE
 
 
 def _manifest(folder: Path) -> Manifest:
@@ -215,7 +215,7 @@ def test_tensorflow_import_is_quiet_but_keeps_other_stderr_lines() -> None:
 
     code = (
         "import os\n"
-        "from runtime.tfquiet import filtered_stderr, import_tensorflow\n"
+        "from train.tfquiet import filtered_stderr, import_tensorflow\n"
         "with filtered_stderr():\n"
         "    os.write(2, b'E0000 00:00:1.2 7 cuda_platform.cc:52] failed call to cuInit: x\\n')\n"
         "    os.write(2, b'a real problem\\n')\n"

@@ -126,6 +126,7 @@ def _probs(rng: np.random.Generator, top: int, conf: float) -> np.ndarray:
     return np.insert(rest, top, conf).astype(np.float32)
 
 
+@pytest.mark.slow  # runs a video through the loop: ~3 s
 def test_default_smoothing_settles_within_five_frames() -> None:
     """A sign change at 30 fps shows within 5 frames, from any steady state, for any new sign
     whose raw confidence is at least 0.6 (the documented guarantee)."""

@@ -390,6 +390,7 @@ def test_no_viewer_no_jpeg(parts: dict) -> None:
         live.close()
 
 
+@pytest.mark.slow  # runs the viewers benchmark for several seconds
 def test_viewers_benchmark_runs_and_stops_itself(parts: dict) -> None:
     proc = run_module(
         "benchmarks.viewers", "--model", str(parts["model"]), "--seconds", "1.5",

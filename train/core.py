@@ -21,10 +21,10 @@ from runtime.fsutil import (
     write_text,
 )
 from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, PreprocessConfig, to_model_input
-from runtime.tfquiet import import_tensorflow
 from train import calibrate
 from train.model import build_model
 from train.settings import TrainSettings
+from train.tfquiet import import_tensorflow
 
 EXPECTED_PARAMS = 82_102  # the notebook's architecture; a different count means a different model
 

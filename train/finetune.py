@@ -32,8 +32,8 @@ from runtime.fsutil import (
     write_text,
 )
 from runtime.preprocess import to_model_input
-from runtime.tfquiet import import_tensorflow
 from train.settings import TrainSettings
+from train.tfquiet import import_tensorflow
 
 if TYPE_CHECKING:
     from runtime.manifest import Provenance
