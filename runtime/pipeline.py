@@ -206,29 +206,21 @@ class FramePipeline:
         t1 = clock()
         raw = self.backend.predict_one(image)
         t2 = clock()
-        probs = self.smoother.update(raw)
-        label, conf = decide(probs, self.min_confidence)
-        t3 = clock()
-        return FrameResult(
-            label=label,
-            confidence=conf,
-            probs=probs.copy(),
-            raw=raw,
-            times={
-                "preprocess": (t1 - t0) / 1e6,
-                "inference": (t2 - t1) / 1e6,
-                "smoothing": (t3 - t2) / 1e6,
-            },
-            box=self._box,
-        )
+        return self._decided(raw, (t1 - t0) / 1e6, (t2 - t1) / 1e6, self._box, None)
 
     def _search_step(self, frame_bgr: np.ndarray) -> FrameResult:
         """The hand search's box and probabilities; "no hand" feeds the smoother a uniform
         distribution (the outlier-exposure target), so smoothing and min_confidence decide as
         for the fixed ROI."""
         found = self.search.find(frame_bgr)
-        t0 = time.perf_counter_ns()
         raw = found.probs if found.found else self._uniform
+        return self._decided(raw, found.times[0], found.times[1], found.box, found.found)
+
+    def _decided(
+        self, raw: np.ndarray, preprocess_ms: float, inference_ms: float, box, found: bool | None
+    ) -> FrameResult:
+        """Smoothing and the decision, timed, for either way of finding the box."""
+        t0 = time.perf_counter_ns()
         probs = self.smoother.update(raw)
         label, conf = decide(probs, self.min_confidence)
         t1 = time.perf_counter_ns()
@@ -238,10 +230,10 @@ class FramePipeline:
             probs=probs.copy(),
             raw=raw,
             times={
-                "preprocess": found.times[0],
-                "inference": found.times[1],
+                "preprocess": preprocess_ms,
+                "inference": inference_ms,
                 "smoothing": (t1 - t0) / 1e6,
             },
-            box=found.box,
-            found=found.found,
+            box=box,
+            found=found,
         )
