@@ -1,11 +1,14 @@
-"""The trained Keras model as export and fine-tuning read it: one check, one loader."""
+"""The trained Keras model as export and fine-tuning read it: one check, one loader, and the
+min-confidence its training run calibrated."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from runtime.backends import EXPECTED_INPUT
 from runtime.errors import ModelError
+from runtime.manifest import NoSign
 
 KERAS_SUFFIXES = (".keras", ".h5")
 
@@ -41,3 +44,39 @@ def load_keras(path: Path, verbose: bool = False):
     if not isinstance(out_shape, tuple) or tuple(out_shape[1:]) != (6,):
         raise ModelError(f"{path}: model output shape {out_shape}, expected (None, 6)")
     return model
+
+
+def calibrated_no_sign(model_path: Path) -> NoSign:
+    """The min-confidence ``python -m train`` (or ``--fine-tune``) calibrated for this model.
+
+    Read from ``metrics.json`` beside it (``min_confidence.chosen``); the runtime default, with
+    a ``source`` saying why, when the file is missing or holds no usable calibration.
+    """
+    metrics = Path(model_path).parent / "metrics.json"
+    if not metrics.is_file():
+        return NoSign(source=f"default: no {metrics.name} beside the model (nothing calibrated)")
+    try:
+        found = json.loads(metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return NoSign(source=f"default: the {metrics.name} beside the model is unreadable")
+    calib = found.get("min_confidence") if isinstance(found, dict) else None
+    chosen = calib.get("chosen") if isinstance(calib, dict) else None
+    value = chosen.get("min_confidence") if isinstance(chosen, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        return NoSign(source=f"default: the model's {metrics.name} has no calibration")
+
+    def rate(key: str) -> float | None:
+        v = chosen.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    target = calib.get("target_empty_no_sign")
+    goal = f" >= {target:.0%} of" if isinstance(target, (int, float)) else ""
+    data = calib.get("data") or "held-out data"
+    how = f'the lowest value with "no sign" on{goal} the empty scenes'
+    return NoSign(
+        min_confidence=float(value),
+        calibrated=True,
+        empty_no_sign=rate("empty_no_sign"),
+        hands_correct_shown=rate("hands_correct_shown"),
+        source=f"calibrated at training time: {how}; {data}",
+    )

@@ -10,6 +10,8 @@ Schema (``schema_version`` :data:`SCHEMA_VERSION`); every key is a field of the 
 - ``labels``: six class names. ``preprocessing``: :class:`runtime.preprocess.PreprocessConfig`
   as a dict; a reader refuses values its own preprocessing does not implement.
 - ``default_model``: file name of the model the camera uses without ``--model``.
+- ``no_sign``: :class:`NoSign`, the min-confidence the runtime uses without ``--min-confidence``
+  (calibrated at training time, or the runtime default, and which of the two).
 - ``keras``: :class:`KerasModel` (path relative to the manifest, test accuracy).
 - ``validation``: :class:`Validation` (the data the gate ran on, the accuracy-drop limit).
 - ``calibration``: :class:`Calibration` or null (no int8 format exported).
@@ -36,9 +38,11 @@ from runtime import typedjson
 from runtime.backends import TensorInfo
 from runtime.dataset import DEFAULT_LABELS, NUM_CLASSES
 from runtime.errors import ModelError
+from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
 from runtime.preprocess import PreprocessConfig
 
-SCHEMA_VERSION = 2  # 1: the unversioned manifests written before the typed schema
+# 1: the unversioned manifests written before the typed schema; 2: no ``no_sign``; 3: ``no_sign``
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 DEFAULT_EXPORT_DIR = Path("artifacts") / "export"  # where `python -m export` writes, from the cwd
 DEFAULT_MODEL_NAME = "tflite-int8.tflite"  # smallest and fastest file; preferred when it passed
@@ -120,6 +124,27 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class NoSign:
+    """The decision threshold: below this smoothed top probability the runtime shows "no sign".
+
+    ``python -m train`` (and ``--fine-tune``) calibrate it on held-out data and write it to the
+    model's ``metrics.json``; export copies it here, or the runtime default when there is none.
+    """
+
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    calibrated: bool = False  # False: the runtime default, not a value measured for this model
+    empty_no_sign: float | None = None  # share of held-out empty scenes shown as "no sign"
+    hands_correct_shown: float | None = None  # share of held-out hands shown, and right
+    source: str = "default: nothing calibrated"  # where the value comes from, in words
+
+    def resolve(self, given: float | None) -> tuple[float, str]:
+        """The threshold to use and where it comes from: ``given`` (a flag) always wins."""
+        if given is not None:
+            return float(given), "--min-confidence"
+        return self.min_confidence, "calibrated" if self.calibrated else self.source
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where the Keras model came from: ``python -m train``, or ``--fine-tune`` of a base model."""
 
@@ -138,6 +163,7 @@ class Manifest:
     path: Path
     labels: list[str]
     models: list[ModelEntry]
+    no_sign: NoSign  # required since schema version 3
     schema_version: int = SCHEMA_VERSION
     preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
     default_model: str | None = None
@@ -277,6 +303,15 @@ class ModelInfo:
     manifest: Manifest | None = None
     entry: ModelEntry | None = None
     warnings: tuple[str, ...] = ()  # things the user should know before trusting the output
+
+    @property
+    def no_sign(self) -> NoSign:
+        """The manifest's threshold when it lists this file, else the runtime default."""
+        if self.manifest is None:
+            return NoSign(source=f"default: no {MANIFEST_NAME} beside {self.path.name}")
+        if self.entry is None:
+            return NoSign(source=f"default: {self.path.name} is not listed in its {MANIFEST_NAME}")
+        return self.manifest.no_sign
 
     def describe(self) -> str:
         """One line for the start-up log."""

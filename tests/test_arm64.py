@@ -18,7 +18,7 @@ from benchmarks.arm64.compare import compare_logs, compare_probs
 from benchmarks.arm64.rootfs import QEMU_NAMES, cache_key
 from benchmarks.arm64.settings import CPUS
 from runtime.dataset import DEFAULT_LABELS
-from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, Quantization, Status
+from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, NoSign, Quantization, Status
 from tests.helpers import assert_user_error, run_module
 
 FRAMES = 60  # two seconds of video: every model on every frame under emulation stays ~1-2 min
@@ -82,6 +82,7 @@ def _one_model_manifest(folder: Path, write_file: bool = True) -> None:
         folder / MANIFEST_NAME,
         list(DEFAULT_LABELS),
         [ModelEntry("tflite-int8", model, Status.PASSED, Quantization.INT8)],
+        NoSign(),
     )
     m.path.write_text(m.to_json())
 

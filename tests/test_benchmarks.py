@@ -205,7 +205,7 @@ def test_broken_model_fails_loudly_and_keeps_the_rest(
 def test_a_file_that_cannot_be_measured_exits_1(signs_data: Path, tmp_path: Path) -> None:
     """An export-failed entry (no file) is reported and the run exits 1, as the README says."""
     from runtime.dataset import DEFAULT_LABELS
-    from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, Quantization, Status
+    from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, NoSign, Quantization, Status
     from tests.test_fuzz import tiny_onnx
 
     models = tmp_path / "export"
@@ -219,6 +219,7 @@ def test_a_file_that_cannot_be_measured_exits_1(signs_data: Path, tmp_path: Path
                 "onnx-int8", models / "onnx-int8.onnx", Status.EXPORT_FAILED, Quantization.INT8
             ),
         ],
+        NoSign(),
     )
     m.path.write_text(m.to_json())
     out = tmp_path / "results"

@@ -57,6 +57,12 @@ def test_manifest_lists_six_passed_files_with_matching_hashes(exported_dir: Path
     assert (exported_dir / m["keras"]["path"]).resolve() == (trained_dir / "model.keras").resolve()
     metrics = json.loads((trained_dir / "metrics.json").read_text())
     assert m["keras"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+    # The "no sign" threshold python -m train calibrated travels with the model.
+    chosen = metrics["min_confidence"]["chosen"]
+    assert m["no_sign"]["calibrated"] and m["no_sign"]["min_confidence"] == chosen["min_confidence"]
+    assert m["no_sign"]["empty_no_sign"] == chosen["empty_no_sign"]
+    assert m["no_sign"]["hands_correct_shown"] == chosen["hands_correct_shown"]
+    assert read_manifest(exported_dir / MANIFEST).no_sign.min_confidence == chosen["min_confidence"]
     assert m["labels"] == ["0", "1", "2", "3", "4", "5"]
     assert m["schema_version"] == SCHEMA_VERSION and m["default_model"] == "tflite-int8.tflite"
     assert m["preprocessing"] == PreprocessConfig().to_dict()

@@ -268,6 +268,9 @@ def test_fine_tune_learns_the_shift_and_keeps_signs(
     ft = m["fine_tune"]
     assert ft["after"]["user_val"]["accuracy"] > ft["before"]["user_val"]["accuracy"]
     assert ft["signs_test_change_pp"] >= -ft["forgetting_limit_pp"], ft
+    # The runtime's "no sign" threshold is calibrated again, the user's held-out samples included.
+    calib = m["min_confidence"]
+    assert 0 < calib["chosen"]["min_confidence"] < 1 and "user's held-out" in calib["data"]
     config = json.loads((tmp_path / "ft" / "config.json").read_text())["fine_tune"]
     assert config["counts"] == {str(c): 10 for c in range(6)}
     assert config["base_model"] == str(init.resolve()) and len(config["base_sha256"]) == 64
@@ -330,6 +333,8 @@ def test_end_to_end_capture_fine_tune_export_evaluate(
     prov = manifest["provenance"]
     assert prov["fine_tuned"] and prov["samples"] == str(captures.resolve())
     assert prov["calibration_samples"] == 60
+    assert manifest["no_sign"]["calibrated"], manifest["no_sign"]  # the fine-tune calibrated it
+    assert "user's held-out samples" in manifest["no_sign"]["source"]
     proc = run_module(
         "runtime.evaluate", "--model", str(exp / "tflite-int8.tflite"), "--data", str(captures),
         "--json",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from export.keras_model import calibrated_no_sign
 from runtime.backends import TensorInfo
 from runtime.errors import ModelError, SignsError
 from runtime.fsutil import check_output_dir, check_output_file, removed_if_interrupted
@@ -17,12 +18,17 @@ from runtime.manifest import (
     KerasModel,
     Manifest,
     ModelEntry,
+    NoSign,
     Quantization,
     Status,
     default_model,
+    describe_model,
     read_manifest,
 )
+from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
 from train.tfquiet import NOISE
+
+CALIBRATED = NoSign(0.4, True, 0.96, 0.9, "calibrated at training time (held-out scenes)")
 
 
 def _manifest(folder: Path) -> Manifest:
@@ -49,6 +55,7 @@ def _manifest(folder: Path) -> Manifest:
                 "onnx-int8", folder / "onnx-int8.onnx", Status.EXPORT_FAILED, Quantization.INT8
             ),
         ],
+        no_sign=CALIBRATED,
         default_model="tflite-int8.tflite",
         keras=KerasModel(folder.parent / "model.keras", 0.95),
         calibration=Calibration("train", 300, "class-stratified, seed 0"),
@@ -71,6 +78,13 @@ def test_round_trip_is_exact_and_readable(tmp_path: Path) -> None:
     assert data["models"][1]["status"] == "passed" and data["models"][1]["quantization"] == "int8"
     assert data["models"][0]["path"] == "tflite-fp32.tflite"  # relative to the manifest
     assert data["keras"]["path"] == "../model.keras"
+    assert data["no_sign"] == {
+        "min_confidence": 0.4,
+        "calibrated": True,
+        "empty_no_sign": 0.96,
+        "hands_correct_shown": 0.9,
+        "source": CALIBRATED.source,
+    }
     assert "path" not in data  # where the file lives is not written into it
     back = Manifest.from_json(text, m.path)
     assert back == m
@@ -87,6 +101,12 @@ def test_round_trip_is_exact_and_readable(tmp_path: Path) -> None:
         ),
         (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), ["schema version", "re-export"]),
         (lambda d: d.update(schema_version="two"), ["schema version 'two'"]),
+        (  # a version 2 manifest (before no_sign): re-export, in one line
+            lambda d: (d.update(schema_version=2), d.pop("no_sign")),
+            ["schema version 2", "older", f"version {SCHEMA_VERSION}", "re-export"],
+        ),
+        (lambda d: d.pop("no_sign"), ["'no_sign' is missing"]),
+        (lambda d: d["no_sign"].update(min_confidence="high"), ["'min_confidence'", "number"]),
         (lambda d: d["models"][0].update(status="great"), ["'status'", "'great'", "'passed'"]),
         (lambda d: d["models"][0].update(accuracy="high"), ["'accuracy'", "number"]),
         (lambda d: d["models"][0].pop("path"), ["'path' is missing"]),
@@ -128,6 +148,48 @@ def test_unknown_keys_ignored_missing_optional_keys_default(tmp_path: Path) -> N
     m = read_manifest(_write(_manifest(tmp_path / "export"), edit))
     assert m.calibration is None and m.default_model is None and m.versions == {}
     assert m.models[0].quantization is Quantization.FLOAT32 and m.models[0].input is None
+
+
+def test_min_confidence_from_the_manifest_when_listed_and_the_flag_wins(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    _write(_manifest(folder))
+    listed = describe_model(folder / "tflite-int8.tflite", verify=False)
+    assert listed.no_sign == CALIBRATED
+    assert listed.no_sign.resolve(None) == (0.4, "calibrated")
+    assert listed.no_sign.resolve(0.7) == (0.7, "--min-confidence")
+    assert listed.no_sign.resolve(0.0) == (0.0, "--min-confidence")  # 0 is a value, not "unset"
+    (folder / "other.onnx").write_bytes(b"x")
+    for path, why in (
+        (folder / "other.onnx", "other.onnx is not listed in its manifest.json"),
+        (tmp_path / "bare.onnx", "no manifest.json beside bare.onnx"),
+    ):
+        value, origin = describe_model(path).no_sign.resolve(None)
+        assert (value, origin) == (DEFAULT_MIN_CONFIDENCE, f"default: {why}")
+
+
+def test_calibrated_no_sign_is_read_from_metrics_json_else_the_default(tmp_path: Path) -> None:
+    model = tmp_path / "run" / "model.keras"
+    model.parent.mkdir()
+    default = calibrated_no_sign(model)  # no metrics.json at all
+    assert default.min_confidence == DEFAULT_MIN_CONFIDENCE and not default.calibrated
+    assert default.source.startswith("default: no metrics.json")
+    metrics = {"test": {"accuracy": 0.9}}  # written before training calibrated anything
+    (model.parent / "metrics.json").write_text(json.dumps(metrics))
+    old = calibrated_no_sign(model)
+    assert old == NoSign(source="default: the model's metrics.json has no calibration")
+    assert old.resolve(None) == (0.5, "default: the model's metrics.json has no calibration")
+    metrics["min_confidence"] = {
+        "chosen": {"min_confidence": 0.35, "empty_no_sign": 0.951, "hands_correct_shown": 0.88},
+        "target_empty_no_sign": 0.95,
+        "data": "hands: validation split",
+    }
+    (model.parent / "metrics.json").write_text(json.dumps(metrics))
+    found = calibrated_no_sign(model)
+    assert (found.min_confidence, found.calibrated) == (0.35, True)
+    assert (found.empty_no_sign, found.hands_correct_shown) == (0.951, 0.88)
+    assert "hands: validation split" in found.source and ">= 95%" in found.source
+    (model.parent / "metrics.json").write_text("{cut")
+    assert "unreadable" in calibrated_no_sign(model).source
 
 
 def test_default_model_follows_the_manifest_and_the_gate(tmp_path: Path) -> None:

@@ -37,12 +37,18 @@ def empty_scenes(val_x: np.ndarray, n: int = 600, seed: int = 0) -> np.ndarray:
     return bg.backgrounds(n, seed=10_000 + seed, split="val", walls=(val_x, masks))
 
 
-def choose_min_confidence(hand_probs: np.ndarray, hand_y: np.ndarray, empty_probs: np.ndarray):
+DATA = "hands: validation split, clean + shifted; empty: held-out background crops"
+
+
+def choose_min_confidence(
+    hand_probs: np.ndarray, hand_y: np.ndarray, empty_probs: np.ndarray, data: str = DATA
+):
     """The lowest threshold that shows "no sign" on >= NO_SIGN_TARGET of the empty scenes.
 
     The lowest such value hides the fewest real signs. Returns a dict with the chosen value
     and, for it and for the runtime's current default, the two rates: "no sign" on empty
-    scenes and correct signs kept (top class right and above the threshold) on hands.
+    scenes and correct signs kept (top class right and above the threshold) on hands. ``data``
+    says which images those were (``python -m export`` copies it into the manifest).
     """
 
     def rates(t: float) -> dict:
@@ -63,5 +69,27 @@ def choose_min_confidence(hand_probs: np.ndarray, hand_y: np.ndarray, empty_prob
         "runtime_default": rates(DEFAULT_MIN_CONFIDENCE),
         "target_empty_no_sign": NO_SIGN_TARGET,
         "table": table,
-        "data": "hands: validation split, clean + shifted; empty: held-out background crops",
+        "data": data,
     }
+
+
+def calibrate_model(
+    model, hand_x: np.ndarray, hand_y: np.ndarray, empty_x: np.ndarray, data: str = DATA
+) -> dict:
+    """:func:`choose_min_confidence` on a Keras model's probabilities for uint8 images."""
+    from runtime.preprocess import to_model_input
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return model.predict(to_model_input(x), verbose=0, batch_size=256)
+
+    return choose_min_confidence(predict(hand_x), hand_y, predict(empty_x), data)
+
+
+def describe(result: dict) -> str:
+    """One line for the end of a training run: the chosen value and its two rates."""
+    c = result["chosen"]
+    return (
+        f'calibrated min-confidence {c["min_confidence"]:.2f}: "no sign" on '
+        f"{c['empty_no_sign']:.1%} of held-out empty scenes, {c['hands_correct_shown']:.1%} of "
+        "validation hands shown and right"
+    )

@@ -117,11 +117,7 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
         "prep_seconds": round(prep_seconds, 2),
     }
     empty = calibrate.empty_scenes(val.x, seed=s.seed)
-    metrics["min_confidence"] = calibrate.choose_min_confidence(
-        model.predict(to_model_input(val_x), verbose=0, batch_size=256),
-        val_y,
-        model.predict(to_model_input(empty), verbose=0, batch_size=256),
-    )
+    metrics["min_confidence"] = calibrate.calibrate_model(model, val_x, val_y, empty)
     test_probs = model.predict(to_model_input(test.x), verbose=0)
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
@@ -252,9 +248,4 @@ def _print_table(metrics: dict) -> None:
         f"best epoch {metrics['best_epoch']}/{metrics['epochs']} (validation accuracy), "
         f"fit {metrics['fit_seconds']:.1f} s, {metrics['params']:,} parameters"
     )
-    c = metrics["min_confidence"]["chosen"]
-    print(
-        f'calibrated min-confidence {c["min_confidence"]:.2f}: "no sign" on '
-        f"{c['empty_no_sign']:.1%} of held-out empty scenes, {c['hands_correct_shown']:.1%} of "
-        "validation hands shown and right"
-    )
+    print(calibrate.describe(metrics["min_confidence"]))

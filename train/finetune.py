@@ -32,6 +32,7 @@ from runtime.fsutil import (
     write_text,
 )
 from runtime.preprocess import to_model_input
+from train import calibrate
 from train.settings import TrainSettings
 from train.tfquiet import import_tensorflow
 
@@ -284,6 +285,7 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
             "seconds": round(time.perf_counter() - t0, 2),
         },
     }
+    metrics["min_confidence"] = _calibrate(model, settings, val, user_val)
     config = core._config(settings, ds, train, val)
     config["fine_tune"] = {
         "base_model": str(init.resolve()),
@@ -308,8 +310,24 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
 
         plots.write_all(out, model, history.history, test, test_probs, ds.labels, settings)
     print(summary(metrics))
+    print(calibrate.describe(metrics["min_confidence"]))
     print(f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt)")
     return metrics
+
+
+def _calibrate(model, settings: TrainSettings, val: Split, user_val: Split) -> dict:
+    """The runtime's "no sign" threshold for the fine-tuned model, as ``python -m train``
+    calibrates it (:mod:`train.calibrate`), with the user's held-out samples among the hands."""
+    seed, shifts = settings.seed, settings.resolved().val_shifts
+    hand_x, hand_y = calibrate.shifted_validation(val.x, val.y, shifts, seed)
+    return calibrate.calibrate_model(
+        model,
+        np.concatenate([hand_x, user_val.x]),
+        np.concatenate([hand_y, user_val.y]),
+        calibrate.empty_scenes(val.x, seed=seed),
+        data="hands: SIGNS validation split, clean + shifted, and the user's held-out samples; "
+        "empty: held-out background crops",
+    )
 
 
 def summary(metrics: dict) -> str:
