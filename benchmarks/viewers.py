@@ -121,12 +121,13 @@ def run(s: ViewerSettings) -> list[dict]:
     model = Path(s.model) if s.model else default_model()
     info = describe_model(model)
     backend = load_backend(model, threads=s.threads)
-    pipe = FramePipeline(backend)
+    no_sign = info.no_sign.resolve(None)  # the model's own threshold, as the webcam's default
+    pipe = FramePipeline(backend, min_confidence=no_sign[0])
     tmp = Path(tempfile.mkdtemp(prefix="viewers-"))
     video = _video(tmp / "video.avi")
     source = LoopingSource(lambda: VideoSource(video))
     web = WebHook(
-        "127.0.0.1", 0, info.labels, model_facts(info, backend, s.threads),
+        "127.0.0.1", 0, info.labels, model_facts(info, backend, no_sign, s.threads),
         Capturer(tmp / "captures"), source, pace=s.paced,
     ).__enter__()  # fmt: skip
     live, port = web.server.live, web.server.port

@@ -36,10 +36,22 @@ if TYPE_CHECKING:
     from runtime.handsearch import HandSearch
 
 DEFAULT_SMOOTH = 0.6  # EMA weight of the past per frame; see the module docstring
-DEFAULT_MIN_CONFIDENCE = 0.5  # below this smoothed probability the loop shows "no sign"
+# Below this smoothed probability the loop shows "no sign", unless the model's manifest.json
+# carries the value calibrated at training time (runtime.manifest.NoSign).
+DEFAULT_MIN_CONFIDENCE = 0.5
 
 
-def check_smoothing(smooth: float, min_confidence: float) -> None:
+def check_min_confidence(min_confidence: float | None) -> None:
+    """The one rule for a min-confidence setting; None means "the model's own value".
+
+    Raises:
+        SettingError: ``min_confidence`` outside [0, 1].
+    """
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise SettingError("min_confidence", min_confidence, "must be in [0, 1]")
+
+
+def check_smoothing(smooth: float, min_confidence: float | None) -> None:
     """The one rule for the smoothing settings (the webcam's settings and the pipeline use it).
 
     Raises:
@@ -47,8 +59,7 @@ def check_smoothing(smooth: float, min_confidence: float) -> None:
     """
     if not 0.0 <= smooth < 1.0:
         raise SettingError("smooth", smooth, "must be in [0, 1) (0 = no smoothing)")
-    if not 0.0 <= min_confidence <= 1.0:
-        raise SettingError("min_confidence", min_confidence, "must be in [0, 1]")
+    check_min_confidence(min_confidence)
 
 
 def check_roi(side: int | None) -> None:

@@ -64,9 +64,10 @@ class WebcamSettings:
         DEFAULT_SMOOTH,
         help="per-frame moving-average weight of the past probabilities, 0 <= s < 1 (0 = off)",
     )
-    min_confidence: float = opt(
-        DEFAULT_MIN_CONFIDENCE,
-        help='show "no sign" when the top smoothed probability is below this',
+    min_confidence: float | None = opt(
+        None,
+        help='top smoothed probability below which "no sign" is shown; when omitted, the '
+        f"value calibrated at training time (manifest.json), else {DEFAULT_MIN_CONFIDENCE}",
     )
     mirror: bool = opt(
         False, help="flip horizontally (selfie view); the model sees the flipped image"
@@ -181,11 +182,12 @@ def run(
     backend = load_backend(model_path, threads=settings.threads)
     for w in (*info.warnings, *check_backend(info, backend)):
         print(f"warning: {w}", file=sys.stderr)
+    min_confidence, origin = info.no_sign.resolve(settings.min_confidence)
     pipe = FramePipeline(
         backend,
         roi=Roi(settings.roi),
         smooth=settings.smooth,
-        min_confidence=settings.min_confidence,
+        min_confidence=min_confidence,
         mirror=settings.mirror,
         search=HandSearch(backend) if settings.find_hand else None,
     )
@@ -209,13 +211,14 @@ def run(
             )
         else:
             source = open_source(settings.camera, settings.source, settings.retry_s)
-    capture_hook = _capture_and_serve(settings, info, backend, source, window, all_hooks)
+    facts = (info, backend, (min_confidence, origin))
+    capture_hook = _capture_and_serve(settings, facts, source, window, all_hooks)
     print(f"model: {info.describe()}", flush=True)
     shortcut = " (exact uint8 - 128 shortcut)" if uint8_shortcut(backend.input) else ""
     print(
         f"runtime: {backend.runtime}, threads {settings.threads or 'auto'}, input "
         f"{backend.input.dtype}{shortcut}; source: {source.name}; smoothing "
-        f"{settings.smooth:g}, min confidence {settings.min_confidence:g}",
+        f"{settings.smooth:g}, min confidence {min_confidence:g} ({origin})",
         flush=True,
     )
     if pipe.search is not None:
@@ -308,7 +311,7 @@ def run(
     return summary
 
 
-def _capture_and_serve(settings, info, backend, source, window, all_hooks: list[FrameHook]):
+def _capture_and_serve(settings, facts, source, window, all_hooks: list[FrameHook]):
     """Capture (keys 0-5, --capture-label, the page) and --serve, as hooks of this run."""
     from runtime.capture import CaptureHook, Capturer
     from runtime.replay import media_clock
@@ -333,7 +336,7 @@ def _capture_and_serve(settings, info, backend, source, window, all_hooks: list[
         host, port = parse_serve(settings.serve)
         all_hooks.append(
             WebHook(
-                host, port, info.labels, model_facts(info, backend, settings.threads), capturer,
+                host, port, facts[0].labels, model_facts(*facts, settings.threads), capturer,
                 source, mirror=settings.mirror, pace=window is None,
             )
         )  # fmt: skip

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
     from runtime.sources import FrameSource
 
 
-def model_facts(info: ModelInfo, backend: Backend, threads: int | None) -> dict:
-    """What the page says about the model: name, format, export status, accuracy, runtime."""
+def model_facts(
+    info: ModelInfo, backend: Backend, min_confidence: tuple[float, str], threads: int | None
+) -> dict:
+    """What the page says about the model: name, format, export status, accuracy, runtime, and
+    the min-confidence in use with its origin (:meth:`runtime.manifest.NoSign.resolve`)."""
     entry = info.entry
     return {
         "name": info.path.name,
@@ -37,6 +40,8 @@ def model_facts(info: ModelInfo, backend: Backend, threads: int | None) -> dict:
         "accuracy": entry.accuracy if entry else None,
         "runtime": backend.runtime,
         "threads": threads,
+        "min_confidence": min_confidence[0],
+        "min_confidence_source": min_confidence[1],
         "warnings": list(info.warnings),
     }
 

@@ -117,6 +117,9 @@ def test_report_runs_and_writes_its_three_files(tiny_tflite, signs_data, tmp_pat
         len(s.severities) for s in SHIFTS
     )
     assert rows["empty:noise"]["n"] == 10
+    # No manifest beside the file: the runtime default threshold, and the report says why.
+    assert res["models"]["tiny"]["min_confidence"]["value"] == 0.5
+    assert res["models"]["tiny"]["min_confidence"]["source"].startswith("default: no manifest")
     # The same images under the same seed: a second run gives the same numbers.
     proc = run_module(
         "benchmarks.robustness", "--models", str(tiny_tflite), "--data", str(signs_data),

@@ -140,3 +140,66 @@ def test_evaluate_on_generated_class_folders(
         cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(img, (100, 100))[:, :, ::-1])
     result = evaluate(EvaluateSettings(model=str(tiny_onnx), data=str(tmp_path)))
     assert result.n == len(colours) and result.accuracy == 1.0
+
+
+def _listed(model: Path, folder: Path, no_sign) -> Path:
+    """A copy of ``model`` in ``folder`` with a hand-written manifest.json listing it."""
+    import hashlib
+    import shutil
+
+    from runtime.dataset import DEFAULT_LABELS
+    from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, Status
+
+    folder.mkdir()
+    path = Path(shutil.copy(model, folder / "onnx-fp32.onnx"))
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    entry = ModelEntry("onnx-fp32", path, Status.PASSED, sha256=sha)
+    m = Manifest(folder / MANIFEST_NAME, list(DEFAULT_LABELS), [entry], no_sign)
+    m.path.write_text(m.to_json())
+    return path
+
+
+def test_webcam_takes_the_manifest_min_confidence_unless_the_flag_is_given(
+    tiny_onnx: Path, colours: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Calibrated 0.6 in the manifest: used when --min-confidence is omitted; the flag wins;
+    a bare file, or a model whose metrics.json has no calibration, gets the default 0.5."""
+    from export.keras_model import calibrated_no_sign
+    from runtime.cli import build_parser
+    from runtime.manifest import NoSign
+    from runtime.sources import VideoSource
+    from runtime.webcam import WebcamSettings, run
+
+    parser, _ = build_parser(WebcamSettings, prog="webcam", description=None)
+    assert parser.parse_args([]).min_confidence is None  # omitted: the model decides
+    assert parser.parse_args(["--min-confidence", "0.3"]).min_confidence == 0.3
+    calibrated = _listed(
+        tiny_onnx, tmp_path / "calibrated", NoSign(0.6, True, 0.95, 0.8, "calibrated (test)")
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text('{"test": {"accuracy": 0.9}}')
+    uncalibrated = _listed(
+        tiny_onnx, tmp_path / "uncalibrated", calibrated_no_sign(tmp_path / "run" / "model.keras")
+    )
+    video = write_test_video(colours, tmp_path / "v.avi", codec="FFV1")
+    cases = [
+        (calibrated, None, 0.6, "calibrated"),
+        (calibrated, 0.5, 0.5, "--min-confidence"),
+        (uncalibrated, None, 0.5, "default: the model's metrics.json has no calibration"),
+        (tiny_onnx, None, 0.5, "default: no manifest.json beside tiny.onnx"),
+    ]
+    for i, (model, flag, used, origin) in enumerate(cases):
+        log = tmp_path / f"frames{i}.csv"
+        settings = WebcamSettings(
+            model=str(model), headless=True, smooth=0, min_confidence=flag, log=str(log)
+        )
+        run(settings, source=VideoSource(video))
+        out = capsys.readouterr().out
+        assert f"min confidence {used:g} ({origin})" in out, out
+        with open(log, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == len(colours)
+        for r in rows:
+            assert (r["label"] == "") == (float(r["confidence"]) < used), (used, r)
+        # Frames between the two thresholds: the threshold in use decides what they show.
+        assert any(0.5 <= float(r["confidence"]) < 0.6 for r in rows)

@@ -83,6 +83,8 @@ def test_page_state_and_summary(served: Served) -> None:
     state = served.state()
     assert state["labels"] == ["0", "1", "2", "3", "4", "5"]
     assert state["model"]["name"] == "tiny.onnx" and state["model"]["status"] == "no manifest"
+    assert state["model"]["min_confidence"] == 0.5  # no manifest: the runtime default, and why
+    assert state["model"]["min_confidence_source"] == "default: no manifest.json beside tiny.onnx"
     assert set(state["latency_ms"]) == {"capture", "preprocess", "inference", "smoothing"}
     assert state["running"] is True and state["capture"]["state"] == "idle"
     # The label follows the video: red (0) and blue (2) alternate every second.

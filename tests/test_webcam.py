@@ -182,16 +182,21 @@ def test_default_smoothing_settles_within_five_frames_on_video(
 def test_default_min_confidence_shows_no_sign_below_threshold(
     video: dict, exported_dir: Path, tmp_path: Path
 ) -> None:
+    """Without --min-confidence: the value calibrated at training time, from manifest.json."""
+    no_sign = json.loads((exported_dir / "manifest.json").read_text())["no_sign"]
+    assert no_sign["calibrated"], no_sign  # python -m train calibrated it; export carried it
+    threshold = no_sign["min_confidence"]
     log = tmp_path / "frames.csv"
     proc = _webcam(
         "--model", str(exported_dir / "tflite-int8.tflite"), "--source", str(video["path"]),
         "--headless", "--log", str(log), "--max-frames", "40",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    assert f"min confidence {threshold:g} (calibrated)" in proc.stdout, proc.stdout
     rows = _read_log(log)
     assert len(rows) == 40 and "ended: --max-frames 40" in proc.stdout
     for r in rows:
-        assert (r["label"] == "") == (float(r["confidence"]) < 0.5), r
+        assert (r["label"] == "") == (float(r["confidence"]) < threshold), r
 
 
 def test_camera_that_cannot_be_opened(exported_dir: Path) -> None:

@@ -18,7 +18,7 @@ from benchmarks.robustness.shifts import SHIFTS, apply_shift
 from runtime.dataset import load_dataset
 from runtime.errors import ModelError, SignsError
 from runtime.fsutil import ensure_writable_dir, write_json, write_text
-from runtime.manifest import MANIFEST_NAME, read_manifest
+from runtime.manifest import MANIFEST_NAME, NoSign, describe_model, read_manifest
 from train import backgrounds as bg
 
 EMPTY_KINDS = ("photo", "wall", "texture", "noise")  # hand-free scene kinds, 150 each
@@ -69,21 +69,25 @@ def _other_hands(path: str | None):
     return load_dataset(path).evaluation_split()
 
 
-def _models(s: RobustnessSettings) -> list[tuple[str, Path]]:
-    """(name, path) of every model to score: a manifest folder's Keras file and exports, or
-    one model file."""
+def _models(s: RobustnessSettings) -> list[tuple[str, Path, NoSign]]:
+    """(name, path, its "no sign" threshold) of every model to score: a manifest folder's Keras
+    file and exports, or one model file."""
+    from export.keras_model import calibrated_no_sign
+
     p = Path(s.models)
     if p.is_file():
-        return [(p.stem if p.suffix != ".keras" else "keras", p)]
+        if p.suffix == ".keras":
+            return [("keras", p, calibrated_no_sign(p))]
+        return [(p.stem, p, describe_model(p, verify=False).no_sign)]
     manifest_path = p / MANIFEST_NAME
     if not manifest_path.is_file():
         raise SignsError(f"--models {p}: neither a model file nor a folder with {MANIFEST_NAME}")
     manifest = read_manifest(manifest_path)
     out = []
-    keras = (manifest.raw.get("keras") or {}).get("path")
-    if keras and s.keras and (p / keras).is_file():
-        out.append(("keras", (p / keras).resolve()))
-    out += [(m.format, m.path) for m in manifest.models if m.path.is_file()]
+    keras = manifest.keras.path
+    if keras is not None and s.keras and keras.is_file():
+        out.append(("keras", keras.resolve(), manifest.no_sign))
+    out += [(m.format, m.path, manifest.no_sign) for m in manifest.models if m.path.is_file()]
     return out
 
 
@@ -156,8 +160,9 @@ def run(s: RobustnessSettings) -> dict:
           f"built in {time.perf_counter() - t0:.1f} s")  # fmt: skip
     everything = np.concatenate([x for x, _, _ in sets.values()])
     results: dict = {"settings": s.to_dict(), "models": {}, "shifts": _shift_table()}
-    for name, path in models:
+    for name, path, no_sign in models:
         t1 = time.perf_counter()
+        min_conf, origin = no_sign.resolve(s.min_confidence)
         try:
             predict = _predictor(path)
         except ModelError as exc:
@@ -167,10 +172,15 @@ def run(s: RobustnessSettings) -> dict:
         probs = predict(everything)
         rows, start = {}, 0
         for k, (x, y, g) in sets.items():
-            rows[k] = score(probs[start : start + len(x)], y, g, s.min_confidence)
+            rows[k] = score(probs[start : start + len(x)], y, g, min_conf)
             start += len(x)
         summary = summarise(rows)
-        results["models"][name] = {"path": str(path), "summary": summary, "rows": rows}
+        results["models"][name] = {
+            "path": str(path),
+            "min_confidence": {"value": min_conf, "source": origin},
+            "summary": summary,
+            "rows": rows,
+        }
         print(f"{name:<15} " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items())
               + f"  ({time.perf_counter() - t1:.1f} s)")  # fmt: skip
     results["seconds"] = round(time.perf_counter() - t0, 1)

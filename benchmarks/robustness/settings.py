@@ -9,7 +9,7 @@ from pathlib import Path
 from runtime.cli import opt
 from runtime.errors import SettingError
 from runtime.manifest import DEFAULT_EXPORT_DIR
-from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
+from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, check_min_confidence
 
 
 def default_other_hands() -> str | None:
@@ -42,15 +42,16 @@ class RobustnessSettings:
     seed: int = opt(
         0, help="seed of every shift and empty scene (same seed: same pixels for every model)"
     )
-    min_confidence: float = opt(
-        DEFAULT_MIN_CONFIDENCE, help="top probability below which the runtime shows 'no sign'"
+    min_confidence: float | None = opt(
+        None,
+        help="top probability below which the runtime shows 'no sign'; when omitted, each "
+        f"model's value calibrated at training time (manifest.json), else {DEFAULT_MIN_CONFIDENCE}",
     )
     empty_per_kind: int = opt(150, help="hand-free scenes per kind (photo, wall, texture, noise)")
     keras: bool = opt(True, help="skip the manifest's Keras model (no TensorFlow needed)")
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_confidence <= 1:
-            raise SettingError("min_confidence", self.min_confidence, "must be in [0, 1]")
+        check_min_confidence(self.min_confidence)
         if self.empty_per_kind < 1:
             raise SettingError("empty_per_kind", self.empty_per_kind, "must be at least 1")
 

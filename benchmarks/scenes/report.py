@@ -162,6 +162,18 @@ COLUMNS = (
 )
 
 
+def _thresholds(results: dict) -> str:
+    """The "no sign" threshold(s) used, with where each came from."""
+    seen: dict[str, list[str]] = {}
+    for name, r in results["models"].items():
+        value = r.get("min_confidence", results["min_confidence"])
+        where = r.get("min_confidence_source", "--min-confidence")
+        seen.setdefault(f"{value:g} ({where})", []).append(name)
+    if len(seen) <= 1:
+        return next(iter(seen), "-")
+    return "; ".join(f"{k} for {', '.join(v)}" for k, v in seen.items())
+
+
 def render_markdown(results: dict) -> str:
     meta = results["scenes"]
     lines = [
@@ -169,7 +181,7 @@ def render_markdown(results: dict) -> str:
         "",
         f"{meta['count']} synthetic 640x480 scenes ({meta['split']} split, seed {meta['seed']}, "
         f"{results['hand_scenes']} with a hand, {results['empty_scenes']} empty); backgrounds: "
-        f"{', '.join(meta['backgrounds'])}; min confidence {results['min_confidence']}; "
+        f"{', '.join(meta['backgrounds'])}; min confidence {_thresholds(results)}; "
         f"smoothing off, one frame per scene. Load average (1/5/15 min) at start "
         f"{results['load_avg']['start']}, at end {results['load_avg']['end']} on "
         f"{os.cpu_count()} cores.",
@@ -209,10 +221,15 @@ def run_report(
     models: list[str],
     scenes: str | Path,
     out: str | Path,
-    min_confidence: float,
+    min_confidence: float | None,
     fmt: str = DEFAULT_FORMAT,
 ) -> dict:
-    """Evaluate every model on the scene folder; write results.json and results.md to ``out``."""
+    """Evaluate every model on the scene folder; write results.json and results.md to ``out``.
+
+    ``min_confidence`` None: each model's own (its manifest's calibrated value, else 0.5).
+    """
+    from runtime.manifest import describe_model
+
     meta, labels = read_scenes(scenes)
     resolved = resolve_models(models, fmt)
     out = ensure_writable_dir(out)
@@ -226,7 +243,9 @@ def run_report(
     }
     for name, path in resolved:
         print(f"{name}: {len(labels)} scenes ...", flush=True)
-        r = evaluate_model(path, Path(scenes), labels, min_confidence)
+        min_conf, origin = describe_model(path, verify=False).no_sign.resolve(min_confidence)
+        r = evaluate_model(path, Path(scenes), labels, min_conf)
+        r["min_confidence"], r["min_confidence_source"] = min_conf, origin
         results["models"][name] = r
         print(
             f"  centred {r['centred_top1']}  roi {r['roi']}  search {r['search']}  "

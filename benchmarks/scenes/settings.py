@@ -8,7 +8,7 @@ from benchmarks.scenes import DEFAULT_OUT
 from runtime.cli import opt
 from runtime.errors import SettingError
 from runtime.manifest import DEFAULT_EXPORT_DIR
-from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
+from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, check_min_confidence
 
 SPLITS = ("test", "val")
 
@@ -52,12 +52,15 @@ class ReportSettings:
         help="export folders (their --format file) or model files",
     )
     format: str = opt("tflite-int8", help="which file of an export folder")
-    min_confidence: float = opt(DEFAULT_MIN_CONFIDENCE, help='below it the label is "no sign"')
+    min_confidence: float | None = opt(
+        None,
+        help='below it the label is "no sign"; when omitted, each model\'s value calibrated at '
+        f"training time (manifest.json), else {DEFAULT_MIN_CONFIDENCE}",
+    )
     out: str = opt(DEFAULT_OUT, help="folder for results.json and results.md")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise SettingError("min_confidence", self.min_confidence, "must be in [0, 1]")
+        check_min_confidence(self.min_confidence)
 
 
 @dataclass
