@@ -229,10 +229,13 @@ class Manifest:
             raise ModelError(f"{path}: not an export manifest (expected a JSON object)")
         version = raw.get("schema_version", 1)
         if version != SCHEMA_VERSION:
-            age = "older" if isinstance(version, int) and version < SCHEMA_VERSION else "another"
+            if isinstance(version, int) and version < SCHEMA_VERSION:
+                age = "older than this signs-edge's; re-export with `python -m export`"
+            else:
+                age = "not one this signs-edge reads; update signs-edge or re-export"
             raise ModelError(
-                f"{path}: manifest schema version {version!r} ({age} than this signs-edge, which "
-                f"reads version {SCHEMA_VERSION}); re-export with `python -m export`"
+                f"{path}: manifest schema version {version!r} is {age} "
+                f"(this signs-edge reads version {SCHEMA_VERSION})"
             )
         manifest = typedjson.load(cls, raw, path.parent, str(path), path=path)
         labels = manifest.labels
