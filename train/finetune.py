@@ -347,7 +347,8 @@ def summary(metrics: dict) -> str:
         b, a = ft["before"][key], ft["after"][key]
         lines.append(f"{title:<14} {a['n']:>5} {b['accuracy']:>8.4f} {a['accuracy']:>8.4f}")
     lines.append(
-        f"best epoch {metrics['best_epoch']}/{metrics['epochs']} (held-out loss: user + SIGNS validation); "
+        f"best epoch {metrics['best_epoch']}/{metrics['epochs']} "
+        "(held-out loss: user + SIGNS validation); "
         f"{ft['user_train']} user samples x {ft['repeats']} beside "
         f"{metrics['train']['n']} SIGNS images; fit {metrics['fit_seconds']:.1f} s, "
         f"whole fine-tune {ft['seconds']:.1f} s"
