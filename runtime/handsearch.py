@@ -212,13 +212,12 @@ class HandSearch:
             self._shape = (width, height)
         return self._grids
 
-    def scores(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every window of a frame: boxes (N, 3), raw probs (N, 6), neighbourhood probs (N, 6)."""
+    def proposals(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The windows of a frame to classify: (n, 64, 64, 3) uint8 RGB, and their indices among
+        all the frame's windows (None: all of them, in :meth:`combine`'s order)."""
         h, w = frame_bgr.shape[:2]
-        grids = self.grids(w, h)
-        t0 = time.perf_counter_ns()
         parts, keep, start = [], [], 0
-        for g in grids:
+        for g in self.grids(w, h):
             small = g.shrink(frame_bgr)
             which = None
             if self.config.skin > 0:  # proposal: classify only windows with enough skin
@@ -226,16 +225,21 @@ class HandSearch:
                 keep.append(which + start)
             parts.append(g.windows(frame_bgr, small, which))
             start += g.nx * g.ny
-        batch = np.concatenate(parts)
-        t1 = time.perf_counter_ns()
-        if self.config.skin <= 0:
-            raw = self._predict(batch)
+        return np.concatenate(parts), np.concatenate(keep) if keep else None
+
+    def combine(
+        self, probs: np.ndarray, which: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (N, 3), raw probs (N, 6) and neighbourhood probs (N, 6) of every window of the
+        last :meth:`proposals` frame size, from the classified windows' probabilities."""
+        grids = self._grids
+        if which is None:
+            raw = probs
         else:  # windows not classified count as "no hand": the uniform distribution
-            raw = np.full((start, NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
-            if len(batch):
-                raw[np.concatenate(keep)] = self._predict(batch)
-        self.classified = len(batch)
-        self._t_windows = (t1 - t0) / 1e6
+            total = sum(g.nx * g.ny for g in grids)
+            raw = np.full((total, NUM_CLASSES), 1.0 / NUM_CLASSES, np.float32)
+            if len(which):
+                raw[which] = probs
         k = self.config.neighbourhood
         agreed, start = [], 0
         for g in grids:
@@ -247,10 +251,21 @@ class HandSearch:
         boxes = np.concatenate([g.boxes for g in grids])
         return boxes, raw, np.concatenate(agreed)
 
-    def _predict(self, batch: np.ndarray) -> np.ndarray:
+    def scores(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every window of a frame: boxes (N, 3), raw probs (N, 6), neighbourhood probs (N, 6)."""
+        t0 = time.perf_counter_ns()
+        batch, which = self.proposals(frame_bgr)
+        t1 = time.perf_counter_ns()
+        self.classified = len(batch)
+        self._t_windows = (t1 - t0) / 1e6
+        return self.combine(self.predict(batch), which)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
         """Classify in fixed chunks of BATCH (the last one padded): one tensor shape, so no
         re-allocation per frame; batches of 8 cost ~30% less per window than single calls."""
         n = len(batch)
+        if n == 0:
+            return np.zeros((0, NUM_CLASSES), np.float32)
         pad = -n % BATCH
         if pad:
             batch = np.concatenate([batch, np.repeat(batch[-1:], pad, axis=0)])
