@@ -22,7 +22,7 @@ from runtime.errors import SignsError
 NEIGHBOURHOODS = (1, 3)
 SCORES = ("top", "margin")
 TARGET = 0.95  # share of empty val scenes that must stay at "no sign"
-CHUNK = 32  # frames whose windows are classified in one predict call
+CHUNK = 64  # frames whose windows are classified in one predict call
 
 Frame = tuple[SceneLabel, np.ndarray, np.ndarray, int]  # label, boxes, raw probs, classified
 
