@@ -16,8 +16,10 @@ Two things keep the maximum over many windows from inflating confidence (on a ha
 
 Both, and the threshold (95% of empty val scenes below it), were chosen with
 ``python -m benchmarks.scenes calibrate`` on the *val* scenes (validation hands on the val
-background images), never on test scenes; the threshold belongs to the model it was calibrated
-for. Averaging neighbouring windows (3x3) and per-scale thresholds were measured and did worse
+background images), never on test scenes. The threshold belongs to the model it was calibrated
+for, so ``python -m train`` calibrates it for every model (``train.calibrate.hand_search``) and
+export records it in ``manifest.json`` (``hand_search``); :data:`DEFAULT_THRESHOLD` is only the
+fallback. Averaging neighbouring windows (3x3) and per-scale thresholds were measured and did worse
 or no better.
 
 Across frames, the box is smoothed (an exponential moving average of its centre and side while
