@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from export.formats import FORMATS, ConvertContext, ExportFormat
-from export.keras_model import calibrated_no_sign, check_model_file, load_keras
+from export.keras_model import calibrations, check_model_file, load_keras
 from export.settings import ExportSettings
 from runtime.backends import EXPECTED_INPUT, load_backend, uint8_shortcut
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
@@ -134,8 +134,9 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     print(format_table(report))
     manifest = _manifest(report, settings, model_path, labels, ds, test, calibration)
     manifest = dataclasses.replace(manifest, provenance=provenance)
-    no_sign = manifest.no_sign
+    no_sign, search = manifest.no_sign, manifest.hand_search
     print(f"no sign: min confidence {no_sign.min_confidence:g}; {no_sign.source}")
+    print(f"hand search: threshold {search.threshold:g}; {search.source}")
     write_text(manifest.path, manifest.to_json())
     written = sum(1 for r in results if r.status is not Status.EXPORT_FAILED)
     print(f"\nwrote {out}/ ({written} model files + {MANIFEST}) in {report.seconds:.1f} s")
@@ -383,7 +384,7 @@ def _manifest(
         path=report.out / MANIFEST_NAME,
         labels=labels,
         models=report.results,
-        no_sign=calibrated_no_sign(model_path),
+        **calibrations(model_path),  # no_sign and hand_search, from the model's metrics.json
         keras=KerasModel(model_path, round(report.keras_accuracy, 6)),
         validation=Validation(str(ds.root.resolve()), "test", len(test), settings.max_drop),
         calibration=None

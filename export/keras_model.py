@@ -1,5 +1,5 @@
 """The trained Keras model as export and fine-tuning read it: one check, one loader, and the
-min-confidence its training run calibrated."""
+two thresholds its training run calibrated (min-confidence and hand search)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from runtime.backends import EXPECTED_INPUT
 from runtime.errors import ModelError
-from runtime.manifest import NoSign
+from runtime.manifest import NoSign, SearchThreshold
 
 KERAS_SUFFIXES = (".keras", ".h5")
 
@@ -46,37 +46,76 @@ def load_keras(path: Path, verbose: bool = False):
     return model
 
 
+def _metrics(model_path: Path) -> tuple[dict, str]:
+    """The ``metrics.json`` beside the model, or ({}, why it cannot be used)."""
+    metrics = Path(model_path).parent / "metrics.json"
+    if not metrics.is_file():
+        return {}, f"no {metrics.name} beside the model (nothing calibrated)"
+    try:
+        found = json.loads(metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}, f"the {metrics.name} beside the model is unreadable"
+    return (found, "") if isinstance(found, dict) else ({}, f"the {metrics.name} is not a record")
+
+
+def _number(record: dict, key: str) -> float | None:
+    v = record.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _target(record: dict) -> str:
+    target = _number(record, "target_empty_no_sign")
+    return f" >= {target:.0%} of" if target is not None else ""
+
+
 def calibrated_no_sign(model_path: Path) -> NoSign:
     """The min-confidence ``python -m train`` (or ``--fine-tune``) calibrated for this model.
 
     Read from ``metrics.json`` beside it (``min_confidence.chosen``); the runtime default, with
     a ``source`` saying why, when the file is missing or holds no usable calibration.
     """
-    metrics = Path(model_path).parent / "metrics.json"
-    if not metrics.is_file():
-        return NoSign(source=f"default: no {metrics.name} beside the model (nothing calibrated)")
-    try:
-        found = json.loads(metrics.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return NoSign(source=f"default: the {metrics.name} beside the model is unreadable")
-    calib = found.get("min_confidence") if isinstance(found, dict) else None
+    found, why = _metrics(model_path)
+    if why:
+        return NoSign(source=f"default: {why}")
+    calib = found.get("min_confidence")
     chosen = calib.get("chosen") if isinstance(calib, dict) else None
-    value = chosen.get("min_confidence") if isinstance(chosen, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        return NoSign(source=f"default: the model's {metrics.name} has no calibration")
-
-    def rate(key: str) -> float | None:
-        v = chosen.get(key)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-    target = calib.get("target_empty_no_sign")
-    goal = f" >= {target:.0%} of" if isinstance(target, (int, float)) else ""
+    value = _number(chosen, "min_confidence") if isinstance(chosen, dict) else None
+    if value is None or not 0 <= value <= 1:
+        return NoSign(source="default: the model's metrics.json has no calibration")
     data = calib.get("data") or "held-out data"
-    how = f'the lowest value with "no sign" on{goal} the empty scenes'
+    how = f'the lowest value with "no sign" on{_target(calib)} the empty scenes'
     return NoSign(
-        min_confidence=float(value),
+        min_confidence=value,
         calibrated=True,
-        empty_no_sign=rate("empty_no_sign"),
-        hands_correct_shown=rate("hands_correct_shown"),
+        empty_no_sign=_number(chosen, "empty_no_sign"),
+        hands_correct_shown=_number(chosen, "hands_correct_shown"),
         source=f"calibrated at training time: {how}; {data}",
     )
+
+
+def calibrated_search(model_path: Path) -> SearchThreshold:
+    """The hand-search threshold ``python -m train`` (or ``--fine-tune``) calibrated for this
+    model, from ``metrics.json`` beside it (``hand_search``); else the runtime's constant, with
+    a ``source`` saying why."""
+    found, why = _metrics(model_path)
+    if why:
+        return SearchThreshold(source=f"default: {why}")
+    calib = found.get("hand_search")
+    value = _number(calib, "threshold") if isinstance(calib, dict) else None
+    if value is None or not 0 <= value <= 1:
+        return SearchThreshold(source="default: the model's metrics.json has no hand_search")
+    assert isinstance(calib, dict)
+    data = calib.get("data") or "val scenes"
+    how = f'the lowest {calib.get("score", "margin")} score with "no sign" on{_target(calib)}'
+    return SearchThreshold(
+        threshold=value,
+        calibrated=True,
+        empty_no_sign=_number(calib, "empty_no_sign"),
+        hands_correct_shown=_number(calib, "hands_correct_shown"),
+        source=f"calibrated at training time: {how} the empty scenes; {data}",
+    )
+
+
+def calibrations(model_path: Path) -> dict:
+    """The manifest's two records of what training calibrated: ``no_sign`` and ``hand_search``."""
+    return {"no_sign": calibrated_no_sign(model_path), "hand_search": calibrated_search(model_path)}

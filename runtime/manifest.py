@@ -12,6 +12,8 @@ Schema (``schema_version`` :data:`SCHEMA_VERSION`); every key is a field of the 
 - ``default_model``: file name of the model the camera uses without ``--model``.
 - ``no_sign``: :class:`NoSign`, the min-confidence the runtime uses without ``--min-confidence``
   (calibrated at training time, or the runtime default, and which of the two).
+- ``hand_search``: :class:`SearchThreshold`, the ``--find-hand`` threshold the runtime uses
+  without ``--search-threshold`` (likewise; optional: missing, it is the runtime's constant).
 - ``keras``: :class:`KerasModel` (path relative to the manifest, test accuracy).
 - ``validation``: :class:`Validation` (the data the gate ran on, the accuracy-drop limit).
 - ``calibration``: :class:`Calibration` or null (no int8 format exported).
@@ -38,6 +40,7 @@ from runtime import typedjson
 from runtime.backends import TensorInfo
 from runtime.dataset import DEFAULT_LABELS, NUM_CLASSES
 from runtime.errors import ModelError
+from runtime.handsearch import DEFAULT_THRESHOLD
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
 from runtime.preprocess import PreprocessConfig
 
@@ -145,6 +148,32 @@ class NoSign:
 
 
 @dataclass(frozen=True)
+class SearchThreshold:
+    """The hand search's threshold (``--find-hand``): the best window's score (top probability
+    minus the second) a frame needs to show a sign.
+
+    ``python -m train`` (and ``--fine-tune``) calibrate it on val scenes and write it to the
+    model's ``metrics.json`` (``hand_search``); export copies it here, or the runtime's constant
+    (:data:`runtime.handsearch.DEFAULT_THRESHOLD`) when there is none.
+    """
+
+    threshold: float = DEFAULT_THRESHOLD
+    calibrated: bool = False  # False: the runtime's constant, not a value measured for this model
+    empty_no_sign: float | None = None  # share of empty val scenes kept at "no sign"
+    hands_correct_shown: float | None = None  # share of val hand scenes shown, and right
+    source: str = "default: nothing calibrated"  # where the value comes from, in words
+
+    def resolve(self, given: float | None) -> tuple[float, str]:
+        """The threshold to use and where it comes from: ``given`` (a flag) always wins."""
+        if given is not None:
+            return float(given), "--search-threshold"
+        return self.threshold, "calibrated" if self.calibrated else self.source
+
+
+NO_RECORD = f"default: no hand_search in the {MANIFEST_NAME} (exported before it had one)"
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where the Keras model came from: ``python -m train``, or ``--fine-tune`` of a base model."""
 
@@ -164,6 +193,7 @@ class Manifest:
     labels: list[str]
     models: list[ModelEntry]
     no_sign: NoSign  # required since schema version 3
+    hand_search: SearchThreshold = field(default_factory=lambda: SearchThreshold(source=NO_RECORD))
     schema_version: int = SCHEMA_VERSION
     preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
     default_model: str | None = None
@@ -315,6 +345,16 @@ class ModelInfo:
         if self.entry is None:
             return NoSign(source=f"default: {self.path.name} is not listed in its {MANIFEST_NAME}")
         return self.manifest.no_sign
+
+    @property
+    def hand_search(self) -> SearchThreshold:
+        """The manifest's search threshold when it lists this file, else the runtime constant."""
+        if self.manifest is None:
+            return SearchThreshold(source=f"default: no {MANIFEST_NAME} beside {self.path.name}")
+        if self.entry is None:
+            why = f"default: {self.path.name} is not listed in its {MANIFEST_NAME}"
+            return SearchThreshold(source=why)
+        return self.manifest.hand_search
 
     def describe(self) -> str:
         """One line for the start-up log."""

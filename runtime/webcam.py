@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from runtime.cli import opt, run_command
 from runtime.errors import SettingError, SignsError, SourceError
+from runtime.handsearch import DEFAULT_THRESHOLD, check_search_threshold
 from runtime.hooks import DONE, QUIT, FrameEvent, FrameHook
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, check_roi, check_smoothing
 from runtime.stats import (
@@ -82,6 +83,12 @@ class WebcamSettings:
         help="look for the hand anywhere in the frame (a multi-scale scan with the model, "
         "runtime.handsearch) instead of the fixed centred square; off by default: see README",
     )
+    search_threshold: float | None = opt(
+        None,
+        help="--find-hand: the best window's score (top minus second probability) needed to "
+        "show a sign; when omitted, the value calibrated at training time (manifest.json), "
+        f"else {DEFAULT_THRESHOLD}",
+    )
     max_frames: int = opt(0, help="stop after N frames (0 = no limit)")
     log: str | None = opt(
         None, metavar="CSV", help="CSV file: one row per frame, written atomically at exit"
@@ -115,6 +122,9 @@ class WebcamSettings:
             raise SettingError("retry_s", self.retry_s, "must be more than 0 seconds")
         check_roi(self.roi)
         check_smoothing(self.smooth, self.min_confidence)
+        check_search_threshold(self.search_threshold)
+        if self.search_threshold is not None and not self.find_hand:
+            raise SignsError("--search-threshold: only with --find-hand")
         # A folder would only fail at exit, after the whole run (os.replace onto a directory).
         if self.log is not None and Path(self.log).is_dir():
             raise SettingError("log", self.log, "is a folder; give the path of a CSV file")
@@ -170,7 +180,7 @@ def run(
     from runtime.backends import load_backend, uint8_shortcut
     from runtime.framelog import FrameLog
     from runtime.fsutil import ensure_writable_dir
-    from runtime.handsearch import HandSearch
+    from runtime.handsearch import HandSearch, SearchConfig
     from runtime.manifest import check_backend, default_model, describe_model
     from runtime.pipeline import FramePipeline, Roi
     from runtime.signals import StopSignals
@@ -183,13 +193,16 @@ def run(
     for w in (*info.warnings, *check_backend(info, backend)):
         print(f"warning: {w}", file=sys.stderr)
     min_confidence, origin = info.no_sign.resolve(settings.min_confidence)
+    threshold, search_origin = info.hand_search.resolve(settings.search_threshold)
     pipe = FramePipeline(
         backend,
         roi=Roi(settings.roi),
         smooth=settings.smooth,
         min_confidence=min_confidence,
         mirror=settings.mirror,
-        search=HandSearch(backend) if settings.find_hand else None,
+        search=HandSearch(backend, SearchConfig().with_threshold(threshold))
+        if settings.find_hand
+        else None,
     )
     all_hooks: list[FrameHook] = []
     if settings.log:
@@ -222,7 +235,7 @@ def run(
         flush=True,
     )
     if pipe.search is not None:
-        print(f"hand search: {pipe.search.describe()}", flush=True)
+        print(f"hand search: {pipe.search.describe()} ({search_origin})", flush=True)
 
     hists = {s: LatencyHistogram() for s in STAGES}
     frames = 0

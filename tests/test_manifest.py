@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from export.keras_model import calibrated_no_sign
+from export.keras_model import calibrated_no_sign, calibrated_search
 from runtime.backends import TensorInfo
 from runtime.errors import ModelError, SignsError
 from runtime.fsutil import check_output_dir, check_output_file, removed_if_interrupted
+from runtime.handsearch import DEFAULT_THRESHOLD
 from runtime.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -20,6 +21,7 @@ from runtime.manifest import (
     ModelEntry,
     NoSign,
     Quantization,
+    SearchThreshold,
     Status,
     default_model,
     describe_model,
@@ -29,6 +31,7 @@ from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
 from train.tfquiet import NOISE
 
 CALIBRATED = NoSign(0.4, True, 0.96, 0.9, "calibrated at training time (held-out scenes)")
+SEARCH = SearchThreshold(0.62, True, 0.955, 0.41, "calibrated at training time (val scenes)")
 
 
 def _manifest(folder: Path) -> Manifest:
@@ -56,6 +59,7 @@ def _manifest(folder: Path) -> Manifest:
             ),
         ],
         no_sign=CALIBRATED,
+        hand_search=SEARCH,
         default_model="tflite-int8.tflite",
         keras=KerasModel(folder.parent / "model.keras", 0.95),
         calibration=Calibration("train", 300, "class-stratified, seed 0"),
@@ -85,6 +89,13 @@ def test_round_trip_is_exact_and_readable(tmp_path: Path) -> None:
         "hands_correct_shown": 0.9,
         "source": CALIBRATED.source,
     }
+    assert data["hand_search"] == {
+        "threshold": 0.62,
+        "calibrated": True,
+        "empty_no_sign": 0.955,
+        "hands_correct_shown": 0.41,
+        "source": SEARCH.source,
+    }
     assert "path" not in data  # where the file lives is not written into it
     back = Manifest.from_json(text, m.path)
     assert back == m
@@ -107,6 +118,7 @@ def test_round_trip_is_exact_and_readable(tmp_path: Path) -> None:
         ),
         (lambda d: d.pop("no_sign"), ["'no_sign' is missing"]),
         (lambda d: d["no_sign"].update(min_confidence="high"), ["'min_confidence'", "number"]),
+        (lambda d: d["hand_search"].update(threshold="high"), ["'threshold'", "number"]),
         (lambda d: d["models"][0].update(status="great"), ["'status'", "'great'", "'passed'"]),
         (lambda d: d["models"][0].update(accuracy="high"), ["'accuracy'", "number"]),
         (lambda d: d["models"][0].pop("path"), ["'path' is missing"]),
@@ -147,6 +159,7 @@ def test_unknown_keys_ignored_missing_optional_keys_default(tmp_path: Path) -> N
 
     m = read_manifest(_write(_manifest(tmp_path / "export"), edit))
     assert m.calibration is None and m.default_model is None and m.versions == {}
+    assert m.hand_search == SEARCH
     assert m.models[0].quantization is Quantization.FLOAT32 and m.models[0].input is None
 
 
@@ -165,6 +178,61 @@ def test_min_confidence_from_the_manifest_when_listed_and_the_flag_wins(tmp_path
     ):
         value, origin = describe_model(path).no_sign.resolve(None)
         assert (value, origin) == (DEFAULT_MIN_CONFIDENCE, f"default: {why}")
+
+
+def test_manifest_without_hand_search_reads_as_the_runtime_constant(tmp_path: Path) -> None:
+    """hand_search is optional in schema 3: a manifest exported before it still reads, and its
+    models get the runtime's constant with a source saying why."""
+    folder = tmp_path / "export"
+    m = read_manifest(_write(_manifest(folder), lambda d: d.pop("hand_search")))
+    assert m.hand_search.threshold == DEFAULT_THRESHOLD and not m.hand_search.calibrated
+    value, origin = describe_model(folder / "tflite-int8.tflite").hand_search.resolve(None)
+    assert value == DEFAULT_THRESHOLD and origin.startswith("default: no hand_search in the")
+
+
+def test_search_threshold_from_the_manifest_when_listed_and_the_flag_wins(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    _write(_manifest(folder))
+    listed = describe_model(folder / "tflite-int8.tflite", verify=False)
+    assert listed.hand_search == SEARCH
+    assert listed.hand_search.resolve(None) == (0.62, "calibrated")
+    assert listed.hand_search.resolve(0.8) == (0.8, "--search-threshold")
+    assert listed.hand_search.resolve(0.0) == (0.0, "--search-threshold")
+    (folder / "other.onnx").write_bytes(b"x")
+    for path, why in (
+        (folder / "other.onnx", "other.onnx is not listed in its manifest.json"),
+        (tmp_path / "bare.onnx", "no manifest.json beside bare.onnx"),
+    ):
+        value, origin = describe_model(path).hand_search.resolve(None)
+        assert (value, origin) == (DEFAULT_THRESHOLD, f"default: {why}")
+
+
+def test_calibrated_search_is_read_from_metrics_json_else_the_constant(tmp_path: Path) -> None:
+    model = tmp_path / "run" / "model.keras"
+    model.parent.mkdir()
+    assert calibrated_search(model).source.startswith("default: no metrics.json")
+    metrics = {"min_confidence": {"chosen": {"min_confidence": 0.4}}}  # before hand_search
+    (model.parent / "metrics.json").write_text(json.dumps(metrics))
+    old = calibrated_search(model)
+    assert old == SearchThreshold(source="default: the model's metrics.json has no hand_search")
+    assert old.resolve(None) == (DEFAULT_THRESHOLD, old.source)
+    metrics["hand_search"] = {
+        "threshold": 0.4371,
+        "empty_no_sign": 0.9538,
+        "hands_correct_shown": 0.3707,
+        "target_empty_no_sign": 0.95,
+        "score": "margin",
+        "data": "val scenes: SIGNS validation hands",
+    }
+    (model.parent / "metrics.json").write_text(json.dumps(metrics))
+    found = calibrated_search(model)
+    assert (found.threshold, found.calibrated) == (0.4371, True)
+    assert (found.empty_no_sign, found.hands_correct_shown) == (0.9538, 0.3707)
+    assert "val scenes: SIGNS validation hands" in found.source and ">= 95%" in found.source
+    assert "margin score" in found.source
+    metrics["hand_search"]["threshold"] = 1.5  # not a score
+    (model.parent / "metrics.json").write_text(json.dumps(metrics))
+    assert not calibrated_search(model).calibrated
 
 
 def test_calibrated_no_sign_is_read_from_metrics_json_else_the_default(tmp_path: Path) -> None:

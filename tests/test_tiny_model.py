@@ -142,7 +142,7 @@ def test_evaluate_on_generated_class_folders(
     assert result.n == len(colours) and result.accuracy == 1.0
 
 
-def _listed(model: Path, folder: Path, no_sign) -> Path:
+def _listed(model: Path, folder: Path, no_sign, **fields) -> Path:
     """A copy of ``model`` in ``folder`` with a hand-written manifest.json listing it."""
     import hashlib
     import shutil
@@ -154,7 +154,7 @@ def _listed(model: Path, folder: Path, no_sign) -> Path:
     path = Path(shutil.copy(model, folder / "onnx-fp32.onnx"))
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     entry = ModelEntry("onnx-fp32", path, Status.PASSED, sha256=sha)
-    m = Manifest(folder / MANIFEST_NAME, list(DEFAULT_LABELS), [entry], no_sign)
+    m = Manifest(folder / MANIFEST_NAME, list(DEFAULT_LABELS), [entry], no_sign, **fields)
     m.path.write_text(m.to_json())
     return path
 
@@ -203,3 +203,60 @@ def test_webcam_takes_the_manifest_min_confidence_unless_the_flag_is_given(
             assert (r["label"] == "") == (float(r["confidence"]) < used), (used, r)
         # Frames between the two thresholds: the threshold in use decides what they show.
         assert any(0.5 <= float(r["confidence"]) < 0.6 for r in rows)
+
+
+def test_find_hand_takes_the_manifest_threshold_unless_the_flag_is_given(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--find-hand: the manifest's calibrated search threshold when --search-threshold is
+    omitted, the flag when given, the runtime's constant for a bare file; the start-up line
+    names the value and where it came from, and the search runs with it."""
+    from runtime.cli import build_parser
+    from runtime.handsearch import DEFAULT_THRESHOLD, SearchConfig
+    from runtime.manifest import NoSign, SearchThreshold
+    from runtime.sources import open_source
+    from runtime.webcam import WebcamSettings, run
+
+    parser, _ = build_parser(WebcamSettings, prog="webcam", description=None)
+    assert parser.parse_args([]).search_threshold is None  # omitted: the model decides
+    assert parser.parse_args(["--search-threshold", "0.3"]).search_threshold == 0.3
+    calibrated = _listed(
+        tiny_onnx,
+        tmp_path / "calibrated",
+        NoSign(),
+        hand_search=SearchThreshold(0.31, True, 0.96, 0.4, "calibrated (test)"),
+    )
+    frame = tmp_path / "frame.png"
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(frame), rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    cases = [
+        (calibrated, None, 0.31, "calibrated"),
+        (calibrated, 0.8, 0.8, "--search-threshold"),
+        (tiny_onnx, None, DEFAULT_THRESHOLD, "default: no manifest.json beside tiny.onnx"),
+    ]
+    for model, flag, value, origin in cases:
+        settings = WebcamSettings(
+            model=str(model), headless=True, find_hand=True, search_threshold=flag
+        )
+        assert run(settings, source=open_source(0, str(frame), 1.0)).frames == 1
+        out = capsys.readouterr().out  # the search's own config, printed at start-up
+        assert f"margin score >= {value:g} ({origin})" in out, out
+    # The hysteresis level that keeps a found box moves with the threshold.
+    assert SearchConfig().with_threshold(DEFAULT_THRESHOLD).keep == pytest.approx(0.45)
+    assert SearchConfig().with_threshold(0.31).keep == pytest.approx(0.31 - 0.097)
+
+
+@pytest.mark.parametrize(
+    ("flags", "needles"),
+    [
+        (["--search-threshold", "0.5"], ["--search-threshold", "only with --find-hand"]),
+        (["--find-hand", "--search-threshold", "1.5"], ["--search-threshold 1.5", "[0, 1]"]),
+    ],
+)
+def test_bad_search_threshold_is_one_line(tiny_onnx: Path, tmp_path: Path, flags, needles) -> None:
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.zeros((480, 640, 3), np.uint8))
+    proc = run_module(
+        "runtime.webcam", "--model", str(tiny_onnx), "--source", str(frame), "--headless", *flags
+    )
+    assert_user_error(proc, *needles)

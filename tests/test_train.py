@@ -134,6 +134,49 @@ def test_train_cli_on_the_hdf5_edition(signs_data: Path, tmp_path: Path):
     assert (out / "model.keras").is_file()
 
 
+@pytest.mark.slow  # trains 2 epochs and exports one format: ~1 min
+def test_hand_search_threshold_travels_from_training_to_the_runtime(
+    signs_data: Path, tmp_path: Path
+):
+    """Training calibrates the --find-hand threshold on val scenes (metrics.json), export copies
+    it into manifest.json, and the runtime's search uses it when no flag is given."""
+    from export import ExportSettings, main_export
+    from runtime.manifest import read_manifest
+    from train import TrainSettings, run
+
+    out = tmp_path / "run"
+    metrics = run(
+        TrainSettings(data=str(signs_data), out=str(out), verbose=0, epochs=2, plots=False)
+    )
+    search = json.loads((out / "metrics.json").read_text())["hand_search"]
+    assert search == metrics["hand_search"]
+    assert 0.0 <= search["threshold"] <= 1.0 and search["score"] == "margin"
+    # The lowest threshold with 95% of the empty val scenes below it.
+    assert search["target_empty_no_sign"] == 0.95 and search["empty_no_sign"] >= 0.95
+    assert search["scenes"] == 300 and 150 <= search["empty_scenes"] <= 250
+    assert "val" in search["data"] and search["seconds"] > 0
+
+    export = tmp_path / "export"
+    main_export(
+        ExportSettings(
+            model=str(out / "model.keras"), data=str(signs_data), out=str(export),
+            formats=("tflite-int8",), max_drop=100.0,  # a 2-epoch model: int8 may lose more
+        )
+    )  # fmt: skip
+    recorded = read_manifest(export / "manifest.json").hand_search
+    assert recorded.threshold == search["threshold"] and recorded.calibrated
+    assert recorded.empty_no_sign == search["empty_no_sign"]
+
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.full((480, 640, 3), 200, np.uint8))
+    proc = run_module(
+        "runtime.webcam", "--model", str(export / "tflite-int8.tflite"), "--source", str(frame),
+        "--headless", "--find-hand",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"score >= {search['threshold']:g} (calibrated)" in proc.stdout, proc.stdout
+
+
 # --- bad input: one line, exit 2, nothing written --------------------------------------------
 
 

@@ -118,6 +118,7 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     }
     empty = calibrate.empty_scenes(val.x, seed=s.seed)
     metrics["min_confidence"] = calibrate.calibrate_model(model, val_x, val_y, empty)
+    metrics["hand_search"] = calibrate.hand_search(model, val, s.seed)
     test_probs = model.predict(to_model_input(test.x), verbose=0)
     with atomic_path(out / "model.keras") as tmp:
         model.save(tmp)
@@ -248,4 +249,4 @@ def _print_table(metrics: dict) -> None:
         f"best epoch {metrics['best_epoch']}/{metrics['epochs']} (validation accuracy), "
         f"fit {metrics['fit_seconds']:.1f} s, {metrics['params']:,} parameters"
     )
-    print(calibrate.describe(metrics["min_confidence"]))
+    print(calibrate.describe(metrics["min_confidence"], metrics["hand_search"]))

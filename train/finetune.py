@@ -284,6 +284,9 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
         },
     }
     metrics["min_confidence"] = _calibrate(model, settings, val, user_val)
+    # The hand search's threshold on SIGNS val scenes only: the user's samples are whole photos
+    # with their own background, not hands that can be placed on another.
+    metrics["hand_search"] = calibrate.hand_search(model, val, settings.seed)
     config = core._config(settings, ds, train, val)
     config["fine_tune"] = {
         "base_model": str(init.resolve()),
@@ -308,7 +311,7 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
 
         plots.write_all(out, model, history.history, test, test_probs, ds.labels, settings)
     print(summary(metrics))
-    print(calibrate.describe(metrics["min_confidence"]))
+    print(calibrate.describe(metrics["min_confidence"], metrics["hand_search"]))
     print(f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt)")
     return metrics
 

@@ -26,13 +26,18 @@ import csv
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from runtime.errors import DataError, SettingError, SignsError
+
+if TYPE_CHECKING:
+    from runtime.dataset import Split
 
 SCHEMA_VERSION = 1
 FRAME_W, FRAME_H = 640, 480
@@ -110,13 +115,9 @@ def load_hands(split: str, signs: str | None, other_hands: str | None) -> list[t
     ds = load_dataset(signs, need_train=split == "val")
     if split == "val":
         _, val_idx = stratified_split(ds.train.y, 120, seed=1)
-        part, source = ds.train.subset(val_idx), "signs-val"
+        hands = signs_hands(ds.train.subset(val_idx), "signs-val")
     else:
-        part, source = ds.evaluation_split(), "signs-test"
-    hands = [
-        (n, source, int(y), x, hand_mask(x))
-        for n, y, x in zip(part.names, part.y, part.x, strict=True)
-    ]
+        hands = signs_hands(ds.evaluation_split(), "signs-test")
     if split == "test" and other_hands:
         root = Path(other_hands)
         files = sorted(root.glob("[0-5]/*.jpg"))
@@ -129,6 +130,18 @@ def load_hands(split: str, signs: str | None, other_hands: str | None) -> list[t
             hands.append((f"{f.parent.name}/{f.name}", "other-hands", int(f.parent.name), rgb,
                           m if ok else None))  # fmt: skip
     return hands
+
+
+def signs_hands(part: Split, source: str, masks: np.ndarray | None = None) -> list[tuple]:
+    """[(name, source, label, rgb, mask)] of SIGNS images; ``masks``: their hand masks, if
+    already made (:func:`train.backgrounds.hand_masks`)."""
+    from train.backgrounds import hand_masks
+
+    masks = hand_masks(part.x) if masks is None else masks
+    return [
+        (n, source, int(y), x, m)
+        for n, y, x, m in zip(part.names, part.y, part.x, masks, strict=True)
+    ]
 
 
 def background(images: tuple[np.ndarray, ...], rng: np.random.Generator) -> np.ndarray:
@@ -164,6 +177,31 @@ def place(frame: np.ndarray, hand: np.ndarray, mask: np.ndarray | None, x: int, 
 
 
 # --- the generator -------------------------------------------------------------------------
+
+
+def generate(
+    hands: list[tuple],
+    images: tuple[np.ndarray, ...],
+    count: int,
+    empty: float,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, SceneLabel]]:
+    """``count`` scenes, one at a time, as (640x480 BGR frame, label); ``empty``: the chance of
+    a hand-free scene. The same ``rng`` state gives the same scenes (:func:`make_scenes` writes
+    them; ``python -m train`` calibrates the hand search on them in memory)."""
+    for i in range(count):
+        frame = background(images, rng)
+        name = f"frame-{i:06d}.png"
+        if rng.random() < empty:
+            lab = SceneLabel(i, name, None)
+        else:
+            hname, source, label, rgb, mask = hands[rng.integers(len(hands))]
+            side = int(rng.integers(HAND_SIDES[0], HAND_SIDES[1] + 1))
+            x = int(rng.integers(0, FRAME_W - side + 1))
+            y = int(rng.integers(0, FRAME_H - side + 1))
+            place(frame, rgb, mask, x, y, side, mirror=bool(rng.random() < 0.5))
+            lab = SceneLabel(i, name, label, x, y, side, side, source, hname)
+        yield cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), lab
 
 
 def make_scenes(
@@ -207,21 +245,10 @@ def make_scenes(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         labels: list[SceneLabel] = []
-        for i in range(count):
-            frame = background(images, rng)
-            name = f"frame-{i:06d}.png"
-            if rng.random() < empty:
-                labels.append(SceneLabel(i, name, None))
-            else:
-                hname, source, label, rgb, mask = hands[rng.integers(len(hands))]
-                side = int(rng.integers(HAND_SIDES[0], HAND_SIDES[1] + 1))
-                x = int(rng.integers(0, FRAME_W - side + 1))
-                y = int(rng.integers(0, FRAME_H - side + 1))
-                place(frame, rgb, mask, x, y, side, mirror=bool(rng.random() < 0.5))
-                labels.append(SceneLabel(i, name, label, x, y, side, side, source, hname))
-            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-            if not cv2.imwrite(str(tmp / name), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise SignsError(f"{tmp / name}: could not write")
+        for bgr, lab in generate(hands, images, count, empty, rng):
+            labels.append(lab)
+            if not cv2.imwrite(str(tmp / lab.file), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+                raise SignsError(f"{tmp / lab.file}: could not write")
         write_labels(tmp / LABELS_NAME, labels)
         if video is not None:
             write_video(tmp, labels, Path(video), hold)

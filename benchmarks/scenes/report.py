@@ -162,12 +162,12 @@ COLUMNS = (
 )
 
 
-def _thresholds(results: dict) -> str:
-    """The "no sign" threshold(s) used, with where each came from."""
+def _thresholds(results: dict, key: str = "min_confidence") -> str:
+    """The "no sign" threshold(s) (or ``key``'s) used, with where each came from."""
     seen: dict[str, list[str]] = {}
     for name, r in results["models"].items():
-        value = r.get("min_confidence", results["min_confidence"])
-        where = r.get("min_confidence_source", "--min-confidence")
+        value = r.get(key, results.get(key))
+        where = r.get(f"{key}_source", f"--{key.replace('_', '-')}")
         seen.setdefault(f"{value:g} ({where})", []).append(name)
     if len(seen) <= 1:
         return next(iter(seen), "-")
@@ -182,6 +182,7 @@ def render_markdown(results: dict) -> str:
         f"{meta['count']} synthetic 640x480 scenes ({meta['split']} split, seed {meta['seed']}, "
         f"{results['hand_scenes']} with a hand, {results['empty_scenes']} empty); backgrounds: "
         f"{', '.join(meta['backgrounds'])}; min confidence {_thresholds(results)}; "
+        f"--find-hand threshold {_thresholds(results, 'search_threshold')}; "
         f"smoothing off, one frame per scene. Load average (1/5/15 min) at start "
         f"{results['load_avg']['start']}, at end {results['load_avg']['end']} on "
         f"{os.cpu_count()} cores.",
@@ -223,11 +224,14 @@ def run_report(
     out: str | Path,
     min_confidence: float | None,
     fmt: str = DEFAULT_FORMAT,
+    search_threshold: float | None = None,
 ) -> dict:
     """Evaluate every model on the scene folder; write results.json and results.md to ``out``.
 
-    ``min_confidence`` None: each model's own (its manifest's calibrated value, else 0.5).
+    ``min_confidence`` / ``search_threshold`` None: each model's own (its manifest's calibrated
+    value, else the runtime's default).
     """
+    from runtime.handsearch import SearchConfig
     from runtime.manifest import describe_model
 
     meta, labels = read_scenes(scenes)
@@ -239,13 +243,18 @@ def run_report(
         "hand_scenes": sum(1 for lab in labels if lab.label is not None),
         "empty_scenes": sum(1 for lab in labels if lab.label is None),
         "min_confidence": min_confidence,
+        "search_threshold": search_threshold,
         "models": {},
     }
     for name, path in resolved:
         print(f"{name}: {len(labels)} scenes ...", flush=True)
-        min_conf, origin = describe_model(path, verify=False).no_sign.resolve(min_confidence)
-        r = evaluate_model(path, Path(scenes), labels, min_conf)
+        info = describe_model(path, verify=False)
+        min_conf, origin = info.no_sign.resolve(min_confidence)
+        threshold, search_origin = info.hand_search.resolve(search_threshold)
+        config = SearchConfig().with_threshold(threshold)
+        r = evaluate_model(path, Path(scenes), labels, min_conf, config)
         r["min_confidence"], r["min_confidence_source"] = min_conf, origin
+        r["search_threshold"], r["search_threshold_source"] = threshold, search_origin
         results["models"][name] = r
         print(
             f"  centred {r['centred_top1']}  roi {r['roi']}  search {r['search']}  "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from benchmarks.scenes import DEFAULT_OUT
 from runtime.cli import opt
 from runtime.errors import SettingError
+from runtime.handsearch import DEFAULT_THRESHOLD, check_search_threshold
 from runtime.manifest import DEFAULT_EXPORT_DIR
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, check_min_confidence
 
@@ -57,10 +58,16 @@ class ReportSettings:
         help='below it the label is "no sign"; when omitted, each model\'s value calibrated at '
         f"training time (manifest.json), else {DEFAULT_MIN_CONFIDENCE}",
     )
+    search_threshold: float | None = opt(
+        None,
+        help="--find-hand's threshold on the best window's score; when omitted, each model's "
+        f"value calibrated at training time (manifest.json), else {DEFAULT_THRESHOLD}",
+    )
     out: str = opt(DEFAULT_OUT, help="folder for results.json and results.md")
 
     def __post_init__(self) -> None:
         check_min_confidence(self.min_confidence)
+        check_search_threshold(self.search_threshold)
 
 
 @dataclass
