@@ -127,7 +127,7 @@ def run(s: ViewerSettings) -> list[dict]:
     video = _video(tmp / "video.avi")
     source = LoopingSource(lambda: VideoSource(video))
     web = WebHook(
-        "127.0.0.1", 0, info.labels, model_facts(info, backend, no_sign, s.threads),
+        "127.0.0.1", 0, info.labels, model_facts(info, backend, no_sign, None, s.threads),
         Capturer(tmp / "captures"), source, pace=s.paced,
     ).__enter__()  # fmt: skip
     live, port = web.server.live, web.server.port

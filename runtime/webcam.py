@@ -224,7 +224,8 @@ def run(
             )
         else:
             source = open_source(settings.camera, settings.source, settings.retry_s)
-    facts = (info, backend, (min_confidence, origin))
+    search = (threshold, search_origin) if settings.find_hand else None
+    facts = (info, backend, (min_confidence, origin), search)
     capture_hook = _capture_and_serve(settings, facts, source, window, all_hooks)
     print(f"model: {info.describe()}", flush=True)
     shortcut = " (exact uint8 - 128 shortcut)" if uint8_shortcut(backend.input) else ""

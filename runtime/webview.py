@@ -27,10 +27,15 @@ if TYPE_CHECKING:
 
 
 def model_facts(
-    info: ModelInfo, backend: Backend, min_confidence: tuple[float, str], threads: int | None
+    info: ModelInfo,
+    backend: Backend,
+    min_confidence: tuple[float, str],
+    search: tuple[float, str] | None,
+    threads: int | None,
 ) -> dict:
-    """What the page says about the model: name, format, export status, accuracy, runtime, and
-    the min-confidence in use with its origin (:meth:`runtime.manifest.NoSign.resolve`)."""
+    """What the page says about the model: name, format, export status, accuracy, runtime, the
+    min-confidence in use and, with ``--find-hand``, the search threshold, each with its origin
+    (:meth:`runtime.manifest.NoSign.resolve`)."""
     entry = info.entry
     return {
         "name": info.path.name,
@@ -42,6 +47,8 @@ def model_facts(
         "threads": threads,
         "min_confidence": min_confidence[0],
         "min_confidence_source": min_confidence[1],
+        "search_threshold": search[0] if search else None,
+        "search_threshold_source": search[1] if search else None,
         "warnings": list(info.warnings),
     }
 

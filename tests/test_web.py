@@ -85,6 +85,7 @@ def test_page_state_and_summary(served: Served) -> None:
     assert state["model"]["name"] == "tiny.onnx" and state["model"]["status"] == "no manifest"
     assert state["model"]["min_confidence"] == 0.5  # no manifest: the runtime default, and why
     assert state["model"]["min_confidence_source"] == "default: no manifest.json beside tiny.onnx"
+    assert state["model"]["search_threshold"] is None  # no --find-hand: no search threshold
     assert set(state["latency_ms"]) == {"capture", "preprocess", "inference", "smoothing"}
     assert state["running"] is True and state["capture"]["state"] == "idle"
     # The label follows the video: red (0) and blue (2) alternate every second.
@@ -404,3 +405,17 @@ def test_viewers_benchmark_runs_and_stops_itself(parts: dict) -> None:
     assert rows[0]["jpegs_per_s"] == 0  # nobody watching: nothing encoded
     assert rows[1]["client_fps_min"] > 3 and rows[1]["jpeg_kb"] > 5
     assert rows[1]["rss_after_mb"] > 0 and rows[0]["loop_fps"] > 0
+
+
+def test_page_names_the_search_threshold_with_find_hand(parts: dict, tmp_path: Path) -> None:
+    s = Served(
+        "--model", str(parts["model"]), "--source", str(parts["video"]), "--headless",
+        "--loop", "--serve", "127.0.0.1:0", "--capture-dir", str(tmp_path / "captures"),
+        "--find-hand", "--search-threshold", "0.6",
+    )  # fmt: skip
+    try:
+        model = s.state()["model"]
+        assert model["search_threshold"] == 0.6
+        assert model["search_threshold_source"] == "--search-threshold"
+    finally:
+        s.stop()
