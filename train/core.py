@@ -68,7 +68,7 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     tr_idx, val_idx = stratified_split(ds.train.y, s.val_size, s.seed)
     train, val, test = ds.train.subset(tr_idx), ds.train.subset(val_idx), ds.test
 
-    model = build_model()
+    model = build_model(init=s.weight_init)
     params = model.count_params()
     if params != EXPECTED_PARAMS:
         raise AssertionError(f"model has {params} parameters, expected {EXPECTED_PARAMS}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from runtime.cli import opt
 from runtime.errors import SettingError
+from train.model import INITS
 
 # The recipes. "robust" is the default (see README, "Training"); "notebook" reproduces the
 # seed notebook (batch size 1, no augmentation, constant Adam 1e-3, 40 epochs: ~3 min);
@@ -20,16 +21,19 @@ RECIPES: dict[str, dict] = {
         epochs=60, batch_size=24, learning_rate=0.002, schedule="cosine",
         flip=True, rotation=15.0, zoom=0.2, shift=0.1, photometric=0.5,
         background_p=0.35, outliers=4, label_smoothing=0.05, val_shifts=3,
+        weight_init="he_normal",
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
         flip=True, rotation=0.0, zoom=0.0, shift=0.1, photometric=0.0,
         background_p=0.0, outliers=0, label_smoothing=0.0, val_shifts=0,
+        weight_init="glorot_uniform",
     ),
     "notebook": dict(
         epochs=40, batch_size=1, learning_rate=0.001, schedule="constant",
         flip=False, rotation=0.0, zoom=0.0, shift=0.0, photometric=0.0,
         background_p=0.0, outliers=0, label_smoothing=0.0, val_shifts=0,
+        weight_init="glorot_uniform",
     ),
 }  # fmt: skip
 _RECIPE = "; when omitted, the recipe's"
@@ -71,7 +75,10 @@ class TrainSettings:
     val_shifts: int | None = opt(
         None, help="shifted copies of each validation image for the checkpoint choice" + _RECIPE
     )
-    ema: bool = False  # keep an exponential moving average of the weights (not measured yet)
+    weight_init: str | None = opt(
+        None, choices=INITS, help="initial weights of the ReLU layers" + _RECIPE
+    )
+    ema: bool = False  # an exponential moving average of the weights (measured: no gain, README)
     background_bank: int = 3000  # backgrounds precomputed once per run (seeded)
     val_size: int = 120  # images held out of the 1080 for validation (960/120, as the notebook)
     seed: int = opt(1, help="seed for weights, shuffling, augmentation and the validation split")
