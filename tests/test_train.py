@@ -16,6 +16,29 @@ from tests.helpers import assert_user_error, run_module
 
 
 @pytest.mark.slow  # imports TensorFlow (10-20 s)
+def test_weight_init_changes_the_start_not_the_network():
+    import keras
+
+    from train.model import build_model
+    from train.settings import TrainSettings
+
+    assert TrainSettings().resolved().weight_init == "he_normal"  # the default recipe
+    assert TrainSettings(recipe="notebook").resolved().weight_init == "glorot_uniform"
+    keras.utils.set_random_seed(0)
+    he = build_model(init="he_normal")
+    glorot = build_model()
+    assert he.count_params() == glorot.count_params() == 82_102
+    for layer in he.layers:
+        if layer.weights and layer.name != "probs":
+            kernel = layer.weights[0].numpy()
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            # He: std sqrt(2 / fan_in) (truncated normal, so a little less), whatever fan_out.
+            assert 0.75 < kernel.std() * np.sqrt(fan_in / 2) < 1.05, layer.name
+    # The softmax layer keeps Glorot's uniform weights, within +-sqrt(6 / (fan_in + fan_out)).
+    assert np.abs(he.get_layer("probs").weights[0].numpy()).max() <= np.sqrt(6 / (32 + 6))
+
+
+@pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_model_matches_the_notebook():
     from train.model import activation_model, build_model
 
