@@ -83,7 +83,9 @@ def calibrated_no_sign(model_path: Path) -> NoSign:
     if value is None or not 0 <= value <= 1:
         return NoSign(source="default: the model's metrics.json has no calibration")
     data = calib.get("data") or "held-out data"
-    how = f'the lowest value with "no sign" on{_target(calib)} the empty scenes'
+    floor = _number(calib, "floor")
+    start = f" from {floor:g} up" if floor is not None else ""
+    how = f'the lowest value{start} with "no sign" on{_target(calib)} the empty scenes'
     return NoSign(
         min_confidence=value,
         calibrated=True,
