@@ -68,13 +68,15 @@ def _target(record: dict) -> str:
     return f" >= {target:.0%} of" if target is not None else ""
 
 
-def calibrated_no_sign(model_path: Path) -> NoSign:
-    """The min-confidence ``python -m train`` (or ``--fine-tune``) calibrated for this model.
+def _rates(record: dict) -> dict:
+    """The two held-out rates both calibrations record beside their value."""
+    return {
+        "empty_no_sign": _number(record, "empty_no_sign"),
+        "hands_correct_shown": _number(record, "hands_correct_shown"),
+    }
 
-    Read from ``metrics.json`` beside it (``min_confidence.chosen``); the runtime default, with
-    a ``source`` saying why, when the file is missing or holds no usable calibration.
-    """
-    found, why = _metrics(model_path)
+
+def _no_sign(found: dict, why: str) -> NoSign:
     if why:
         return NoSign(source=f"default: {why}")
     calib = found.get("min_confidence")
@@ -82,6 +84,7 @@ def calibrated_no_sign(model_path: Path) -> NoSign:
     value = _number(chosen, "min_confidence") if isinstance(chosen, dict) else None
     if value is None or not 0 <= value <= 1:
         return NoSign(source="default: the model's metrics.json has no calibration")
+    assert isinstance(calib, dict) and isinstance(chosen, dict)
     data = calib.get("data") or "held-out data"
     floor = _number(calib, "floor")
     start = f" from {floor:g} up" if floor is not None else ""
@@ -89,17 +92,12 @@ def calibrated_no_sign(model_path: Path) -> NoSign:
     return NoSign(
         min_confidence=value,
         calibrated=True,
-        empty_no_sign=_number(chosen, "empty_no_sign"),
-        hands_correct_shown=_number(chosen, "hands_correct_shown"),
+        **_rates(chosen),
         source=f"calibrated at training time: {how}; {data}",
     )
 
 
-def calibrated_search(model_path: Path) -> SearchThreshold:
-    """The hand-search threshold ``python -m train`` (or ``--fine-tune``) calibrated for this
-    model, from ``metrics.json`` beside it (``hand_search``); else the runtime's constant, with
-    a ``source`` saying why."""
-    found, why = _metrics(model_path)
+def _search(found: dict, why: str) -> SearchThreshold:
     if why:
         return SearchThreshold(source=f"default: {why}")
     calib = found.get("hand_search")
@@ -112,12 +110,29 @@ def calibrated_search(model_path: Path) -> SearchThreshold:
     return SearchThreshold(
         threshold=value,
         calibrated=True,
-        empty_no_sign=_number(calib, "empty_no_sign"),
-        hands_correct_shown=_number(calib, "hands_correct_shown"),
+        **_rates(calib),
         source=f"calibrated at training time: {how} the empty scenes; {data}",
     )
 
 
+def calibrated_no_sign(model_path: Path) -> NoSign:
+    """The min-confidence ``python -m train`` (or ``--fine-tune``) calibrated for this model.
+
+    Read from ``metrics.json`` beside it (``min_confidence.chosen``); the runtime default, with
+    a ``source`` saying why, when the file is missing or holds no usable calibration.
+    """
+    return _no_sign(*_metrics(model_path))
+
+
+def calibrated_search(model_path: Path) -> SearchThreshold:
+    """The hand-search threshold ``python -m train`` (or ``--fine-tune``) calibrated for this
+    model, from ``metrics.json`` beside it (``hand_search``); else the runtime's constant, with
+    a ``source`` saying why."""
+    return _search(*_metrics(model_path))
+
+
 def calibrations(model_path: Path) -> dict:
-    """The manifest's two records of what training calibrated: ``no_sign`` and ``hand_search``."""
-    return {"no_sign": calibrated_no_sign(model_path), "hand_search": calibrated_search(model_path)}
+    """The manifest's two records of what training calibrated, ``no_sign`` and
+    ``hand_search``, from one read of the model's ``metrics.json``."""
+    found, why = _metrics(model_path)
+    return {"no_sign": _no_sign(found, why), "hand_search": _search(found, why)}
