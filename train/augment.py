@@ -29,7 +29,8 @@ import math
 import cv2
 import numpy as np
 
-NUM_CLASSES = 6
+from runtime.preprocess import NUM_CLASSES
+
 # RGB -> YIQ (NTSC): luma plus a chroma plane in which hue is an angle.
 _YIQ = np.array(
     [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float64

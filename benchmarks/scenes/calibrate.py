@@ -18,10 +18,10 @@ import numpy as np
 
 from benchmarks.scenes.make import FRAME_H, FRAME_W, SceneLabel, read_scenes
 from runtime.errors import SignsError
+from train.calibrate import NO_SIGN_TARGET
 
 NEIGHBOURHOODS = (1, 3)
 SCORES = ("top", "margin")
-TARGET = 0.95  # share of empty val scenes that must stay at "no sign"
 CHUNK = 64  # frames whose windows are classified in one predict call
 
 Frame = tuple[SceneLabel, np.ndarray, np.ndarray, int]  # label, boxes, raw probs, classified
@@ -89,7 +89,7 @@ def best_windows(frames: list[Frame], grids, k: int, kind: str) -> list[tuple]:
     return best
 
 
-def threshold_for(best: list[tuple], target: float = TARGET) -> dict:
+def threshold_for(best: list[tuple], target: float = NO_SIGN_TARGET) -> dict:
     """The lowest threshold with ``target`` of the empty frames below it, and its rates.
 
     ``hands_shown``: hand frames whose best score passes it; ``hands_correct_shown``: passes
@@ -117,7 +117,7 @@ def threshold_for(best: list[tuple], target: float = TARGET) -> dict:
 def calibrate_search(
     predict: Callable[[np.ndarray], np.ndarray],
     frames: Iterable[tuple[np.ndarray, SceneLabel]],
-    target: float = TARGET,
+    target: float = NO_SIGN_TARGET,
 ) -> dict:
     """The threshold of the runtime's own search settings (``SearchConfig()``) for a model.
 
@@ -151,7 +151,7 @@ def calibrate_search(
 def calibrate(
     model: str,
     scenes: str,
-    target: float = TARGET,
+    target: float = NO_SIGN_TARGET,
     sides: tuple[int, ...] | None = None,
     stride: float | None = None,
     skin: float | None = None,
