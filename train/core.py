@@ -134,7 +134,8 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
         plots.write_all(out, model, history.history, test, test_probs, ds.labels, s)
     _print_table(metrics)
     print(
-        f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt, plots)"
+        f"wrote {out}/ (model.keras, metrics.json, config.json, history.json, summary.txt"
+        + (", plots)" if s.plots else ")")
     )
     return metrics
 
