@@ -95,7 +95,8 @@ def test_bad_samples_folder(tmp_path, make, needle):
 def test_bad_fine_tune_settings():
     from runtime.errors import SettingError
 
-    for kw in ({"fine_tune_epochs": 0}, {"fine_tune_user_share": 1.0}, {"fine_tune_holdout": 0}):
+    bad = ({"fine_tune_epochs": 0}, {"fine_tune_user_share": 1.0}, {"fine_tune_holdout": 0})
+    for kw in (*bad, {"fine_tune_distill": -1.0}):
         with pytest.raises(SettingError):
             TrainSettings(**kw)
 
@@ -281,14 +282,14 @@ def test_fine_tune_learns_the_shift(shift_fine_tune):
     assert config["counts"] == {str(c): 10 for c in range(6)}
 
 
-# With the He-initialised session model (40 epochs, SIGNS test 0.933) this fine-tune loses 4 of
-# the 120 SIGNS test images (-3.3 points, the limit is 2), measured identically in CI and by
-# hand; a lower learning rate (1e-4: -2.5) or a smaller user share (0.35: -1.7, but the shifted
-# check then gains only 0.175) did not give both. On other-hands (all 40 people) the default
-# model keeps its SIGNS test (0.942 -> 0.950). strict: when fine-tuning keeps SIGNS here, pytest
-# says so and the marker goes.
+# With the He-initialised session model (40 epochs, SIGNS test 0.933) this fine-tune loses 3 of
+# the 120 SIGNS test images (-2.5 points, the limit is 2) with the default distillation (1.0;
+# without it 4, -3.3), measured identically in CI and by hand. The strength is chosen on SIGNS
+# validation, where this run stays within 1 point, not on this test. On other-hands' person
+# folds no fine-tune loses more than the limit. strict: when fine-tuning keeps SIGNS here,
+# pytest says so and the marker goes.
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the synthetic shift fine-tune forgets 3.3 SIGNS points")
+@pytest.mark.xfail(strict=True, reason="the synthetic shift fine-tune forgets 2.5 SIGNS points")
 def test_fine_tune_keeps_signs_within_the_forgetting_limit(shift_fine_tune):
     ft = shift_fine_tune[0]["fine_tune"]
     assert ft["signs_test_change_pp"] >= -ft["forgetting_limit_pp"], ft

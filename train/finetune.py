@@ -3,7 +3,8 @@
 The user's samples (``DIR/<label>/<image>``, any size, the layout ``runtime.webcam`` captures
 into) are split per class into a training part and a held-out part. The base model is trained
 further, with a lower learning rate and a short schedule, on the SIGNS training images plus the
-user's training part repeated so that it is a fixed share of every epoch; the epoch kept is the
+user's training part repeated so that it is a fixed share of every epoch, with distillation from
+the base model against forgetting (:mod:`train.preserve`); the epoch kept is the
 one with the lowest loss on the user's held-out part and the SIGNS validation split together
 (never the SIGNS test set). The SIGNS test accuracy before and after is the forgetting check.
 """
@@ -32,7 +33,7 @@ from runtime.fsutil import (
     write_text,
 )
 from runtime.preprocess import to_model_input
-from train import calibrate
+from train import calibrate, preserve
 from train.settings import TrainSettings
 from train.tfquiet import import_tensorflow
 
@@ -231,7 +232,10 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
         train, settings.resolved(), settings.fine_tune_epochs, user_train, k
     )
     evals = {"user_val": user_val, "user_all": samples, "signs_test": test}
-    model.compile(
+    model.compile(loss="categorical_crossentropy", metrics=["accuracy"])  # for evaluate
+    before = {name: core._evaluate(model, s) for name, s in evals.items()}
+    fitted = preserve.distilled(model, settings.fine_tune_distill)
+    fitted.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=settings.fine_tune_learning_rate,
             beta_1=settings.beta_1,
@@ -240,7 +244,6 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    before = {name: core._evaluate(model, s) for name, s in evals.items()}
     # The epoch kept has the lowest loss on held-out data, with Keras's own callback: the
     # user's held-out samples and the base run's SIGNS validation split, weighted half and half,
     # so the choice weighs adapting against forgetting (the SIGNS test set is never looked at).
@@ -252,7 +255,7 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
         restore_best_weights=True,
     )
     t_fit = time.perf_counter()
-    history = model.fit(
+    history = fitted.fit(
         data,
         steps_per_epoch=steps,
         validation_data=_held_out(user_val, val),
@@ -360,7 +363,7 @@ def summary(metrics: dict) -> str:
         lines.append(
             f"WARNING: fine-tuning lost {-ft['signs_test_change_pp']:.1f} points on the SIGNS test "
             f"(limit {ft['forgetting_limit_pp']:g}): the model forgot part of what it knew; "
-            "record more varied samples or lower --fine-tune-user-share"
+            "record more varied samples, or raise --fine-tune-distill"
         )
     return "\n".join(lines)
 

@@ -103,6 +103,11 @@ class TrainSettings:
     fine_tune_user_share: float = opt(
         0.5, help="fraction of each fine-tune epoch's images that are user samples (repeated)"
     )
+    # Distillation from the base model against forgetting (train/preserve.py); 1.0 was chosen
+    # on the SIGNS validation split and the user's held-out samples (README, "Forgetting").
+    fine_tune_distill: float = opt(
+        1.0, help="weight of distillation from the base model where it is right (0: off)"
+    )
     fine_tune_holdout: float = opt(
         0.2, help="fraction of each class's samples held out to choose the fine-tune epoch"
     )
@@ -126,6 +131,8 @@ class TrainSettings:
             raise SettingError("background_p", self.background_p, "must be in [0, 1]")
         if self.fine_tune_epochs < 1:
             raise SettingError("fine_tune_epochs", self.fine_tune_epochs, "must be at least 1")
+        if self.fine_tune_distill < 0:
+            raise SettingError("fine_tune_distill", self.fine_tune_distill, "must be >= 0")
         for name in ("fine_tune_user_share", "fine_tune_holdout"):
             if not 0 < getattr(self, name) < 1:
                 raise SettingError(name, getattr(self, name), "must be between 0 and 1")
