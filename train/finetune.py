@@ -4,9 +4,9 @@ The user's samples (``DIR/<label>/<image>``, any size, the layout ``runtime.webc
 into) are split per class into a training part and a held-out part. The base model is trained
 further, with a lower learning rate and a short schedule, on the SIGNS training images plus the
 user's training part repeated so that it is a fixed share of every epoch, with distillation from
-the base model against forgetting (:mod:`train.preserve`); the epoch kept is the
-one with the lowest loss on the user's held-out part and the SIGNS validation split together
-(never the SIGNS test set). The SIGNS test accuracy before and after is the forgetting check.
+the base model against forgetting (:mod:`train.preserve`); the epoch kept is the one with the
+lowest loss on the user's held-out part and the SIGNS validation split together (never the SIGNS
+test set). The SIGNS test accuracy before and after is the forgetting check.
 """
 
 from __future__ import annotations
