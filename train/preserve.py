@@ -4,7 +4,9 @@ Plain fine-tuning on a user's samples moves every weight toward the new pictures
 of SIGNS. Learning without forgetting (Li & Hoiem, 2016) adds, during ``fit`` only, ``distill``
 times the KL divergence from the frozen base model's output to the new model's. It counts on the
 images whose label the base model already gets right; where the base is wrong (the user's new
-look), only the labels count, so the penalty never pulls toward a mistake.
+look), only the labels count, so the penalty never pulls toward a mistake. "Right" compares
+top classes, so a hand-free image (uniform target, whose top is class 0) counts when the base
+model's top class on it is 0; the base's output there is near uniform anyway.
 
 Measured on other-hands' person folds (README, "Forgetting"): without it, three of four
 30-people fine-tunes lost more than 2 points of SIGNS validation; with ``distill`` 1.0 none did.
