@@ -108,7 +108,7 @@ def run(s: ViewerSettings) -> list[dict]:
     from runtime.backends import load_backend
     from runtime.capture import Capturer
     from runtime.hooks import FrameEvent
-    from runtime.manifest import default_model, describe_model
+    from runtime.modelinfo import default_model, describe_model
     from runtime.pipeline import FramePipeline
     from runtime.replay import LoopingSource
     from runtime.sources import VideoSource

@@ -67,7 +67,7 @@ def evaluate(settings: EvaluateSettings) -> EvaluateResult:
     """
     from runtime.backends import load_backend
     from runtime.dataset import load_dataset
-    from runtime.manifest import describe_model
+    from runtime.modelinfo import describe_model
 
     info = describe_model(settings.model)
     for w in info.warnings:

@@ -181,7 +181,7 @@ def run(
     from runtime.framelog import FrameLog
     from runtime.fsutil import ensure_writable_dir
     from runtime.handsearch import HandSearch, SearchConfig
-    from runtime.manifest import check_backend, default_model, describe_model
+    from runtime.modelinfo import check_backend, default_model, describe_model
     from runtime.pipeline import FramePipeline, Roi
     from runtime.signals import StopSignals
     from runtime.sources import FramesStopped, open_source

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from runtime.backends import Backend
     from runtime.capture import Capturer
     from runtime.hooks import FrameEvent
-    from runtime.manifest import ModelInfo
+    from runtime.modelinfo import ModelInfo
     from runtime.server import WebServer
     from runtime.sources import FrameSource
 

@@ -16,7 +16,8 @@ from export.core import MANIFEST, ExportFailed
 from export.formats import FORMATS, ExportFormat, onnx_fp32, tflite_fp32
 from runtime.backends import load_backend, uint8_shortcut
 from runtime.dataset import load_dataset
-from runtime.manifest import SCHEMA_VERSION, Quantization, describe_model, read_manifest
+from runtime.manifest import SCHEMA_VERSION, Quantization, read_manifest
+from runtime.modelinfo import describe_model
 from runtime.preprocess import PreprocessConfig, to_model_input
 from tests.helpers import assert_user_error, run_module
 

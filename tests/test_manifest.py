@@ -23,10 +23,9 @@ from runtime.manifest import (
     Quantization,
     SearchThreshold,
     Status,
-    default_model,
-    describe_model,
     read_manifest,
 )
+from runtime.modelinfo import default_model, describe_model
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE
 from train.tfquiet import NOISE
 

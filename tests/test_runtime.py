@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from runtime.errors import ModelError, SettingError
-from runtime.manifest import default_model, describe_model, read_manifest
+from runtime.manifest import read_manifest
+from runtime.modelinfo import default_model, describe_model
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, Roi, Smoother, decide
 from runtime.preprocess import area_resize, preprocess
 from runtime.stats import LatencyHistogram
@@ -26,6 +27,7 @@ def test_runtime_never_imports_tensorflow(exported_dir: Path) -> None:
 import sys
 import numpy as np
 import runtime.webcam, runtime.evaluate, runtime.pipeline, runtime.sources, runtime.manifest
+import runtime.modelinfo
 import runtime.window, runtime.framelog, runtime.stats, runtime.cli
 from runtime.backends import load_backend
 for name in ("tflite-int8.tflite", "tflite-fp32.tflite", "onnx-fp32.onnx"):

@@ -18,7 +18,8 @@ from benchmarks.robustness.shifts import SHIFTS, apply_shift
 from runtime.dataset import load_dataset
 from runtime.errors import ModelError, SignsError
 from runtime.fsutil import ensure_writable_dir, write_json, write_text
-from runtime.manifest import MANIFEST_NAME, NoSign, describe_model, read_manifest
+from runtime.manifest import MANIFEST_NAME, NoSign, read_manifest
+from runtime.modelinfo import describe_model
 from train import backgrounds as bg
 
 EMPTY_KINDS = ("photo", "wall", "texture", "noise")  # hand-free scene kinds, 150 each

@@ -232,7 +232,7 @@ def run_report(
     value, else the runtime's default).
     """
     from runtime.handsearch import SearchConfig
-    from runtime.manifest import describe_model
+    from runtime.modelinfo import describe_model
 
     meta, labels = read_scenes(scenes)
     resolved = resolve_models(models, fmt)
