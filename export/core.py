@@ -142,8 +142,15 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     print(f"\nwrote {out}/ ({written} model files + {MANIFEST}) in {report.seconds:.1f} s")
     if not report.passed:
         names = ", ".join(f"{r.format} ({r.status.value}: {r.reason})" for r in report.failures)
+        # Which file the camera will run matters more to the user than which one failed.
+        fallback = (
+            f"; the runtime's default is {manifest.default_model}, which passed"
+            if manifest.default_model
+            else "; no file passed, so the runtime has no default model here"
+        )
         raise ExportFailed(
-            f"{len(report.failures)} of {len(results)} formats did not pass: {names}", report
+            f"{len(report.failures)} of {len(results)} formats did not pass: {names}{fallback}",
+            report,
         )
     return report
 

@@ -135,7 +135,9 @@ def test_gate_fails_int8_calibrated_on_black_images(trained_dir, signs_data, tmp
         str(out),
     )
     line = assert_user_error(proc, "tflite-int8", "accuracy drop", code=1)
-    assert "tflite-fp32" not in line  # only the failure is named
+    failures, default = line.split("; ")
+    assert "tflite-fp32" not in failures  # only the failure is named as one
+    assert default == "the runtime's default is tflite-fp32.tflite, which passed"
     assert "failed" in proc.stdout and "format" in proc.stdout  # the table was printed
     status = {e["format"]: e for e in _manifest(out)["models"]}
     assert status["tflite-fp32"]["status"] == "passed"
@@ -178,6 +180,7 @@ def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path, c
     assert "Opset 99" in status["onnx-opset99"].reason
     assert status["tflite-fp32"].status == "passed"
     assert "fp16-strict" in str(info.value) and "onnx-opset99" in str(info.value)
+    assert str(info.value).endswith("the runtime's default is tflite-fp32.tflite, which passed")
     assert not (out / "onnx-opset99.onnx").exists()
     assert [e["status"] for e in _manifest(out)["models"]] == ["failed", "export-failed", "passed"]
     assert read_manifest(out / MANIFEST).models[1].status == "export-failed"  # runtime-readable
