@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from runtime.backends import installed_versions
 
 # Features that decide int8 vs float speed: x86 VNNI / AVX-512, Arm dot product (asimddp).
 SIMD_FLAGS = (
@@ -56,14 +57,8 @@ def cpu_info(cpuinfo: str | None = None) -> tuple[str, list[str]]:
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions, read from package metadata (nothing is imported)."""
-    out = {"python": platform.python_version()}
-    for dist in LIBRARIES:
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            continue
-    return out
+    """Installed versions of :data:`LIBRARIES`, read from package metadata."""
+    return installed_versions(LIBRARIES)
 
 
 def machine_info() -> dict:

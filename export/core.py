@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import numpy as np
 from export.formats import FORMATS, ConvertContext, ExportFormat
 from export.keras_model import calibrations, check_model_file, load_keras
 from export.settings import ExportSettings
-from runtime.backends import EXPECTED_INPUT, load_backend, uint8_shortcut
+from runtime.backends import EXPECTED_INPUT, installed_versions, load_backend, uint8_shortcut
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
 from runtime.errors import DataError, SignsError, ValidationError
 from runtime.fsutil import atomic_path, check_output_dir, ensure_writable_dir, write_text
@@ -42,6 +41,16 @@ from runtime.manifest import (
 from runtime.preprocess import to_model_input
 
 KB = 1000  # bytes; sizes in the table are SI kilobytes
+# Recorded in the manifest: what made and checked the files.
+EXPORT_LIBRARIES = (
+    "numpy",
+    "tensorflow",
+    "keras",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "ai-edge-litert",
+)
 MANIFEST = MANIFEST_NAME  # kept for callers that import it from here
 
 
@@ -366,18 +375,6 @@ def format_table(report: ExportReport) -> str:
     return "\n".join(lines)
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version(), "numpy": np.__version__}
-    for dist in ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"):
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = None
-    return found
-
-
 def _manifest(
     report: ExportReport,
     settings: ExportSettings,
@@ -399,7 +396,7 @@ def _manifest(
         else Calibration(
             "train", len(calibration), f"class-stratified, seed {settings.calibration_seed}"
         ),
-        versions=_versions(),
+        versions=installed_versions(EXPORT_LIBRARIES),
         settings=settings.to_dict(),
     )
     default = manifest.choose_default()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,12 +130,22 @@ def tflite_interpreter_class() -> tuple[type, str]:
 
 
 def _version(dist: str) -> str:
+    return installed_versions([dist]).get(dist, "?")
+
+
+def installed_versions(dists: Iterable[str]) -> dict[str, str]:
+    """Python's and each installed distribution's version, from package metadata (nothing is
+    imported); a distribution that is not installed is left out."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
+    out = {"python": platform.python_version()}
+    for dist in dists:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 def input_lut(info: TensorInfo) -> np.ndarray | None:
