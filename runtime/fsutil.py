@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -36,6 +37,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (model files are a few hundred KB: read at once)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -8,13 +8,13 @@ against that entry.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.dataset import DEFAULT_LABELS
 from runtime.errors import ModelError
+from runtime.fsutil import file_sha256
 from runtime.manifest import (
     DEFAULT_EXPORT_DIR,
     DEFAULT_MODEL_NAME,
@@ -96,7 +96,7 @@ def describe_model(model_path: str | Path, *, verify: bool = True) -> ModelInfo:
                 f"{path.name} is marked {entry.status.value!r} in {manifest_path}{why}: "
                 "its predictions may be wrong"
             )
-        if verify and entry.sha256 and path.is_file() and _sha256(path) != entry.sha256:
+        if verify and entry.sha256 and path.is_file() and file_sha256(path) != entry.sha256:
             warnings.append(
                 f"{path.name} differs from the file recorded in {manifest_path} (sha256): "
                 "the recorded status and accuracy do not describe it"
@@ -132,10 +132,6 @@ def check_backend(info: ModelInfo, backend: object) -> list[str]:
             if not math.isclose(float(r), float(a), rel_tol=1e-6):
                 out.append(f"manifest says input {key} {r}, the file has {a}")
     return [f"{info.path.name}: {w} (the file's own values are used)" for w in out]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def default_model(export_dir: str | Path = DEFAULT_EXPORT_DIR) -> Path:

@@ -11,7 +11,6 @@ test set). The SIGNS test accuracy before and after is the forgetting check.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -28,6 +27,7 @@ from runtime.errors import DataError, SignsError
 from runtime.fsutil import (
     atomic_path,
     ensure_writable_dir,
+    file_sha256,
     removed_if_interrupted,
     write_json,
     write_text,
@@ -152,10 +152,6 @@ def few_bursts(samples: Split) -> list[int]:
 def repeats(n_signs: int, n_user: int, share: float) -> int:
     """How many copies of each user training sample make them ``share`` of an epoch."""
     return max(1, round(share / (1.0 - share) * n_signs / n_user))
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def output_dir(settings: TrainSettings) -> Path:
@@ -293,7 +289,7 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     config = core._config(settings, ds, train, val)
     config["fine_tune"] = {
         "base_model": str(init.resolve()),
-        "base_sha256": sha256(init),
+        "base_sha256": file_sha256(init),
         "samples": str(root.resolve()),
         "counts": {str(c): n for c, n in enumerate(counts)},
         "missing_classes": missing,
