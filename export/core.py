@@ -16,13 +16,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from export.formats import FORMATS, ConvertContext, ExportFormat
 from export.keras_model import calibrations, check_model_file, load_keras
+from export.report import KB, ExportReport, format_table
 from export.settings import ExportSettings
 from runtime.backends import EXPECTED_INPUT, installed_versions, load_backend, uint8_shortcut
 from runtime.dataset import Dataset, Split, load_dataset, stratified_split
@@ -40,7 +40,6 @@ from runtime.manifest import (
 )
 from runtime.preprocess import to_model_input
 
-KB = 1000  # bytes; sizes in the table are SI kilobytes
 # Recorded in the manifest: what made and checked the files.
 EXPORT_LIBRARIES = (
     "numpy",
@@ -52,27 +51,6 @@ EXPORT_LIBRARIES = (
     "ai-edge-litert",
 )
 MANIFEST = MANIFEST_NAME  # kept for callers that import it from here
-
-
-@dataclass
-class ExportReport:
-    out: Path
-    keras_accuracy: float
-    test_images: int
-    results: list[ModelEntry]  # one per requested format, as written into the manifest
-    seconds: float = 0.0  # wall time of the whole export, validation included
-
-    @property
-    def failures(self) -> list[ModelEntry]:
-        return [r for r in self.results if not r.passed]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    @property
-    def manifest(self) -> Path:
-        return self.out / MANIFEST
 
 
 class ExportFailed(ValidationError):
@@ -102,7 +80,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     model_path = Path(settings.model)
     check_model_file(model_path)
     ds = load_dataset(settings.data)
-    test, calibration = _splits(ds, formats, settings)
+    test, calibration, held_out = _splits(ds, formats, settings)
     calibration, provenance = _add_user_samples(model_path, calibration)
     out = check_output_dir(settings.out)
     # The slow part (TensorFlow), after the cheap checks.
@@ -133,6 +111,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
             calibration=calib_x,
             workdir=Path(work),
             opset=settings.opset,
+            held_out=held_out,
         )
         for fmt in formats:
             result = _export_one(fmt, ctx, out, test, keras_probs, keras_acc, settings)
@@ -185,13 +164,16 @@ def select_formats(
 
 def _splits(
     ds: Dataset, formats: list[ExportFormat], settings: ExportSettings
-) -> tuple[Split, Split | None]:
+) -> tuple[Split, Split | None, np.ndarray]:
+    """(test, calibration, held out): the held-out images are the training images calibration
+    does not use, each also under one seeded robustness shift (near class boundaries, where
+    int8 rounding shows)."""
     if ds.test is None:
         raise DataError(
             f"{ds.root}: no test images to validate on ({ds.layout} layout, training data only); "
             "the exported files are checked on the test set"
         )
-    calibration = None
+    calibration, held_out = None, np.empty((0, *EXPECTED_INPUT), np.uint8)
     if any(f.calibrated for f in formats):
         if ds.train is None:
             raise DataError(
@@ -202,9 +184,14 @@ def _splits(
         if n == len(ds.train):
             calibration = ds.train
         else:
-            _, idx = stratified_split(ds.train.y, n, settings.calibration_seed)
+            rest, idx = stratified_split(ds.train.y, n, settings.calibration_seed)
             calibration = ds.train.subset(idx)
-    return ds.test, calibration
+            from benchmarks.robustness.shifts import random_shift
+
+            seen = {im.tobytes() for im in calibration.x}  # SIGNS repeats some photos
+            x = np.stack([im for im in ds.train.x[rest] if im.tobytes() not in seen])
+            held_out = np.concatenate([x, random_shift(x, settings.calibration_seed)[0]])
+    return ds.test, calibration, held_out
 
 
 def _add_user_samples(
@@ -338,41 +325,6 @@ def _validate(
         output=backend.output,
         uint8_shortcut=shortcut,
     )
-
-
-# --- report ---------------------------------------------------------------------------------
-
-
-def format_table(report: ExportReport) -> str:
-    """The benchmark-style table: one row per format, Keras first as the reference."""
-    header = (
-        f"{'format':<15} {'status':<13} {'size KB':>8} {'accuracy':>9} {'drop pp':>8} "
-        f"{'agree':>7} {'max |dp|':>9} {'tol':>6} {'export s':>9}"
-    )
-    lines = [
-        header,
-        "-" * len(header),
-        f"{'keras':<15} {'reference':<13} {'':>8} {report.keras_accuracy:>9.4f} {'':>8} "
-        f"{'':>7} {'':>9} {'':>6} {'':>9}",
-    ]
-
-    def num(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
-
-    for r in report.results:
-        lines.append(
-            f"{r.format:<15} {r.status.value:<13} "
-            f"{num(r.size_bytes / KB if r.size_bytes else None, '.1f'):>8} "
-            f"{num(r.accuracy, '.4f'):>9} {num(r.drop, '+.2f'):>8} "
-            f"{num(None if r.agreement is None else r.agreement * 100, '.1f') + '%':>7} "
-            f"{num(r.max_abs_diff, '.1e'):>9} {num(r.tolerance, '.0e'):>6} "
-            f"{num(r.export_seconds if r.status != 'export-failed' else None, '.1f'):>9}"
-        )
-    lines.append(
-        f"{report.test_images} test images; drop = Keras accuracy - file accuracy "
-        f"(percentage points); agree = same top-1 class as Keras"
-    )
-    return "\n".join(lines)
 
 
 def _manifest(

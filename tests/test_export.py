@@ -110,6 +110,35 @@ def test_int8_tflite_is_small_takes_pixel_minus_128_and_outputs_int8(exported_di
     assert entry["uint8_shortcut"] is uint8_shortcut(backend.input) is True
 
 
+def test_onnx_int8_keeps_the_candidate_closest_to_keras_on_held_out_images(
+    exported_dir: Path, trained_dir: Path, signs_data: Path
+):
+    """Each candidate setting was quantized and scored on training images calibration never saw
+    (and a shifted copy of each); the file is the one with the fewest disagreements with Keras."""
+    import keras
+
+    from export.core import _splits
+    from export.formats import ONNX_CANDIDATES
+
+    notes = next(e for e in _manifest(exported_dir)["models"] if e["format"] == "onnx-int8")
+    notes = notes["conversion"]
+    counts = notes["held_out_disagreements"]
+    assert list(counts) == [name for name, _ in ONNX_CANDIDATES]
+    assert notes["chosen"] == min(counts, key=counts.get)  # min keeps the first of a tie
+    settings = ExportSettings(model=str(trained_dir / "model.keras"), data=str(signs_data))
+    ds = load_dataset(signs_data)
+    _, calibration, held_out = _splits(ds, [BY_NAME["onnx-int8"]], settings)
+    assert calibration is not None and len(held_out) % 2 == 0
+    originals = held_out[: len(held_out) // 2]  # then one shifted copy of each
+    assert len(originals) >= len(ds.train) - len(calibration) - 50  # SIGNS repeats a few photos
+    assert not set(map(bytes, calibration.x)) & set(map(bytes, originals))  # none calibrated on
+    assert notes["held_out_images"] == len(held_out)
+    model = keras.models.load_model(trained_dir / "model.keras", compile=False)
+    keras_top1 = model.predict(to_model_input(held_out), verbose=0).argmax(1)
+    probs = load_backend(exported_dir / "onnx-int8.onnx").predict(held_out)
+    assert int(np.sum(probs.argmax(1) != keras_top1)) == counts[notes["chosen"]]
+
+
 def _skewed_data(tmp: Path, signs_data: Path) -> Path:
     """The real test set, but a 'training' set of black images: int8 calibrated on darkness."""
     root = tmp / "skewed"
