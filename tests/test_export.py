@@ -177,6 +177,20 @@ def test_gate_fails_int8_calibrated_on_black_images(trained_dir, signs_data, tmp
     assert any("'failed'" in w for w in warnings), warnings
 
 
+def test_finetune_bench_reports_a_fold_whose_file_fails_the_gate(
+    trained_dir, signs_data, tmp_path, capsys
+):
+    """benchmarks.finetune scores every fold's int8 file; one that fails the gate is a figure
+    with a note, not the end of the benchmark (it stopped there before)."""
+    from benchmarks.finetune import FinetuneBenchSettings, _export
+
+    settings = FinetuneBenchSettings(data=str(_skewed_data(tmp_path, signs_data)))
+    accuracy = _export(trained_dir / "model.keras", tmp_path / "out", settings)
+    assert "did not pass: tflite-int8" in capsys.readouterr().out
+    entry = _manifest(tmp_path / "out")["models"][0]
+    assert entry["status"] == "failed" and entry["accuracy"] == pytest.approx(accuracy)
+
+
 def test_tolerance_gate_and_converter_crash(trained_dir, signs_data, tmp_path, capsys):
     """fp16 held to the fp32 tolerance fails; a converter that crashes is export-failed, and
     the formats after it still run."""
