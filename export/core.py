@@ -165,9 +165,9 @@ def select_formats(
 def _splits(
     ds: Dataset, formats: list[ExportFormat], settings: ExportSettings
 ) -> tuple[Split, Split | None, np.ndarray]:
-    """(test, calibration, held out): the held-out images are the training images calibration
-    does not use, each also under one seeded robustness shift (near class boundaries, where
-    int8 rounding shows)."""
+    """(test, calibration, held out). The held-out images, only for a format that ``chooses``,
+    are the training images calibration does not use, each also under one seeded robustness
+    shift (near class boundaries, where int8 rounding shows)."""
     if ds.test is None:
         raise DataError(
             f"{ds.root}: no test images to validate on ({ds.layout} layout, training data only); "
@@ -186,11 +186,12 @@ def _splits(
         else:
             rest, idx = stratified_split(ds.train.y, n, settings.calibration_seed)
             calibration = ds.train.subset(idx)
-            from benchmarks.robustness.shifts import random_shift
+            if any(f.chooses for f in formats):
+                from benchmarks.robustness.shifts import random_shift
 
-            seen = {im.tobytes() for im in calibration.x}  # SIGNS repeats some photos
-            x = np.stack([im for im in ds.train.x[rest] if im.tobytes() not in seen])
-            held_out = np.concatenate([x, random_shift(x, settings.calibration_seed)[0]])
+                seen = {im.tobytes() for im in calibration.x}  # SIGNS repeats some photos
+                x = np.stack([im for im in ds.train.x[rest] if im.tobytes() not in seen])
+                held_out = np.concatenate([x, random_shift(x, settings.calibration_seed)[0]])
     return ds.test, calibration, held_out
 
 
