@@ -282,14 +282,12 @@ def test_fine_tune_learns_the_shift(shift_fine_tune):
     assert config["counts"] == {str(c): 10 for c in range(6)}
 
 
-# With the He-initialised session model (40 epochs, SIGNS test 0.933) this fine-tune loses 3 of
-# the 120 SIGNS test images (-2.5 points, the limit is 2) with the default distillation (1.0;
-# without it 4, -3.3), measured identically in CI and by hand. The strength is chosen on SIGNS
-# validation, where this run stays within 1 point, not on this test. On other-hands' person
-# folds no fine-tune loses more than the limit. strict: when fine-tuning keeps SIGNS here,
-# pytest says so and the marker goes.
+# On the session's model (the full default recipe, seed 1: SIGNS test 0.942) this fine-tune
+# gains 3 SIGNS test images (+2.5 points) and 0.23 on the held-out shifted images. While the
+# suite trained a shortened 40-epoch model (SIGNS test 0.933), the same fine-tune lost 3 (-2.5,
+# over the limit; one pair of runs: the better-trained base forgot less, README "Forgetting").
+# Distillation's strength was chosen on SIGNS validation, never on this test.
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the synthetic shift fine-tune forgets 2.5 SIGNS points")
 def test_fine_tune_keeps_signs_within_the_forgetting_limit(shift_fine_tune):
     ft = shift_fine_tune[0]["fine_tune"]
     assert ft["signs_test_change_pp"] >= -ft["forgetting_limit_pp"], ft
