@@ -72,6 +72,47 @@ def test_model_matches_the_notebook():
     ]
 
 
+@pytest.mark.slow  # imports TensorFlow (10-20 s)
+def test_mirror_average_shares_the_weights_and_survives_saving(tmp_path: Path):
+    import keras
+
+    from train.model import (
+        activation_model,
+        build_model,
+        is_mirror_averaged,
+        mirror_averaged,
+        plain_network,
+    )
+    from train.settings import TrainSettings
+
+    assert TrainSettings().resolved().mirror_average  # the default recipe
+    assert not TrainSettings(recipe="notebook").resolved().mirror_average
+    keras.utils.set_random_seed(0)
+    net = build_model(init="he_normal")
+    both = mirror_averaged(net)
+    assert both.count_params() == 82_102 and is_mirror_averaged(both)
+    assert not is_mirror_averaged(net)
+    x = np.random.default_rng(0).random((5, 64, 64, 3), np.float32)
+    x[:, :, :32] *= 0.2  # left and right halves differ, so the mirror is a different image
+    expected = (net.predict(x, verbose=0) + net.predict(x[:, :, ::-1], verbose=0)) / 2
+    assert not np.allclose(net.predict(x, verbose=0), expected, atol=1e-4)
+    # The plain network and the activation maps inside it, in the process that built it (where
+    # the layers' first calls belong to `net`'s graph) as after loading.
+    np.testing.assert_array_equal(
+        plain_network(both).predict(x, verbose=0), net.predict(x, verbose=0)
+    )
+    maps = activation_model(both).predict(x, verbose=0)
+    np.testing.assert_array_equal(maps[-1], activation_model(net).predict(x, verbose=0)[-1])
+    path = tmp_path / "m.keras"
+    both.save(path)
+    loaded = keras.models.load_model(path)  # safe mode: no Lambda layer, no custom class
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+    assert is_mirror_averaged(loaded) and loaded.count_params() == 82_102
+    np.testing.assert_array_equal(
+        plain_network(loaded).predict(x, verbose=0), net.predict(x, verbose=0)
+    )
+
+
 def test_default_recipe_reaches_target_and_writes_everything(trained_dir: Path):
     metrics = json.loads((trained_dir / "metrics.json").read_text())
     assert metrics["params"] == 82_102

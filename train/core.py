@@ -22,7 +22,7 @@ from runtime.fsutil import (
 )
 from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES, PreprocessConfig, to_model_input
 from train import calibrate
-from train.model import build_model
+from train.model import build_model, mirror_averaged
 from train.settings import TrainSettings
 from train.tfquiet import import_tensorflow
 
@@ -103,6 +103,13 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
         verbose=s.verbose,
     )
     fit_seconds = time.perf_counter() - t0
+    if s.mirror_average:
+        # After the checkpoint choice: the plain network is what fit trained and chose.
+        model = mirror_averaged(model)
+        model.compile(
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
+            metrics=["accuracy"],
+        )
 
     metrics = {
         "params": params,

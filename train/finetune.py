@@ -34,6 +34,7 @@ from runtime.fsutil import (
 )
 from runtime.preprocess import to_model_input
 from train import calibrate, preserve
+from train.model import plain_network
 from train.settings import TrainSettings
 from train.tfquiet import import_tensorflow
 
@@ -230,7 +231,9 @@ def _run(settings: TrainSettings, callbacks: Sequence[Any]) -> dict:
     evals = {"user_val": user_val, "user_all": samples, "signs_test": test}
     model.compile(loss="categorical_crossentropy", metrics=["accuracy"])  # for evaluate
     before = {name: core._evaluate(model, s) for name, s in evals.items()}
-    fitted = preserve.distilled(model, settings.fine_tune_distill)
+    # The plain network is trained, as in python -m train; a mirror-averaged model shares its
+    # layers, so it is what `model` predicts and saves afterwards.
+    fitted = preserve.distilled(plain_network(model), settings.fine_tune_distill)
     fitted.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=settings.fine_tune_learning_rate,

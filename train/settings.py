@@ -18,22 +18,22 @@ from train.model import INITS
 # "flips" is the previous default (flips and 10% shifts, batch 8), kept for comparison.
 RECIPES: dict[str, dict] = {
     "robust": dict(
-        epochs=60, batch_size=24, learning_rate=0.002, schedule="cosine",
-        flip=True, rotation=15.0, zoom=0.2, shift=0.1, photometric=0.5,
+        epochs=150, batch_size=24, learning_rate=0.002, schedule="cosine",
+        flip=True, rotation=25.0, zoom=0.3, shift=0.1, photometric=0.5,
         background_p=0.35, outliers=4, label_smoothing=0.05, val_shifts=3,
-        weight_init="he_normal",
+        weight_init="he_normal", mirror_average=True,
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
         flip=True, rotation=0.0, zoom=0.0, shift=0.1, photometric=0.0,
         background_p=0.0, outliers=0, label_smoothing=0.0, val_shifts=0,
-        weight_init="glorot_uniform",
+        weight_init="glorot_uniform", mirror_average=False,
     ),
     "notebook": dict(
         epochs=40, batch_size=1, learning_rate=0.001, schedule="constant",
         flip=False, rotation=0.0, zoom=0.0, shift=0.0, photometric=0.0,
         background_p=0.0, outliers=0, label_smoothing=0.0, val_shifts=0,
-        weight_init="glorot_uniform",
+        weight_init="glorot_uniform", mirror_average=False,
     ),
 }  # fmt: skip
 _RECIPE = "; when omitted, the recipe's"
@@ -77,6 +77,11 @@ class TrainSettings:
     )
     weight_init: str | None = opt(
         None, choices=INITS, help="initial weights of the ReLU layers" + _RECIPE
+    )
+    mirror_average: bool | None = opt(
+        None,
+        help="save the model as the average of its outputs on the image and its mirror image "
+        "(the same weights, two passes)" + _RECIPE,
     )
     ema: bool = False  # an exponential moving average of the weights (measured: no gain, README)
     background_bank: int = 3000  # backgrounds precomputed once per run (seeded)
