@@ -27,14 +27,16 @@ BACKGROUND = (40, 110, 200)  # RGB: a blue wall, far from SIGNS's light grey one
 
 
 def shifted(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A SIGNS image as another room might show it: coloured background, hand rotated 30-45 deg.
+    """A SIGNS image as another camera might show it: coloured background, hand turned 70-100
+    deg (a camera on its side). The default recipe trains rotations up to 25 deg and reads hands
+    turned 30-45 deg well already (0.85 of the check images), so the shift goes beyond that.
 
     SIGNS backgrounds are light and unsaturated, hands are saturated: a saturation threshold
     separates them well enough for a strong, label-preserving shift.
     """
     out = img.copy()
     out[cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1] < 60] = BACKGROUND
-    angle = rng.uniform(30, 45) * rng.choice([-1, 1])
+    angle = rng.uniform(70, 100) * rng.choice([-1, 1])
     rot = cv2.getRotationMatrix2D((32, 32), angle, 1.0)
     return cv2.warpAffine(
         out, rot, (64, 64), borderMode=cv2.BORDER_CONSTANT, borderValue=BACKGROUND
@@ -241,7 +243,8 @@ def shifted_sets(signs_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shift_fine_tune(trained_dir, signs_data, shifted_sets, tmp_path_factory):
-    """The session's model fine-tuned for 4 epochs on the shifted captures (one run, two tests)."""
+    """The session's model fine-tuned on the shifted captures with the default settings (one
+    run, two tests)."""
     from train import run
 
     captures, check = shifted_sets
@@ -250,7 +253,7 @@ def shift_fine_tune(trained_dir, signs_data, shifted_sets, tmp_path_factory):
     out = tmp_path_factory.mktemp("shift-ft") / "ft"
     s = TrainSettings(
         data=str(signs_data), fine_tune=str(captures), init=str(init), out=str(out),
-        fine_tune_epochs=4, plots=False, verbose=0,
+        plots=False, verbose=0,
     )  # fmt: skip
     metrics = run(s)
     assert init.read_bytes() == before_bytes  # the base model is never modified
@@ -282,10 +285,11 @@ def test_fine_tune_learns_the_shift(shift_fine_tune):
     assert config["counts"] == {str(c): 10 for c in range(6)}
 
 
-# On the session's model (the full default recipe, seed 1: SIGNS test 0.942) this fine-tune
-# gains 3 SIGNS test images (+2.5 points) and 0.23 on the held-out shifted images. While the
-# suite trained a shortened 40-epoch model (SIGNS test 0.933), the same fine-tune lost 3 (-2.5,
-# over the limit; one pair of runs: the better-trained base forgot less, README "Forgetting").
+# On the session's model (the default recipe, seed 1: SIGNS test 0.983) the check images start
+# at 0.29; a 4-epoch fine-tune reached 0.45 and kept the SIGNS test at 0.983, the default 10
+# epochs pass both tests. (Earlier bases: the 60-epoch model already read hands turned 30-45 deg,
+# this test's shift then, at 0.85, so the shift is now larger; a 40-epoch model lost 2.5 SIGNS
+# points, over the limit: the better-trained base forgets less, README "Forgetting".)
 # Distillation's strength was chosen on SIGNS validation, never on this test.
 @pytest.mark.slow
 def test_fine_tune_keeps_signs_within_the_forgetting_limit(shift_fine_tune):
