@@ -39,6 +39,7 @@ from runtime.manifest import (
     Validation,
 )
 from runtime.preprocess import to_model_input
+from train.model import is_mirror_averaged
 
 # Recorded in the manifest: what made and checked the files.
 EXPORT_LIBRARIES = (
@@ -87,7 +88,9 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     model = load_keras(model_path, settings.verbose)
     labels = _labels(model_path, ds)
 
-    print(f"model: {model_path} ({model.count_params():,} parameters)")
+    mirror = is_mirror_averaged(model)
+    views = ", mirror-averaged: two passes per prediction" if mirror else ""
+    print(f"model: {model_path} ({model.count_params():,} parameters{views})")
     print(f"data: {ds.describe()}; validating on {len(test)} test images")
     if calibration is not None:
         print(
@@ -120,7 +123,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     report = ExportReport(out, keras_acc, len(test), results, time.perf_counter() - t_start)
     print()
     print(format_table(report))
-    manifest = _manifest(report, settings, model_path, labels, ds, test, calibration)
+    manifest = _manifest(report, settings, model_path, mirror, labels, ds, test, calibration)
     manifest = dataclasses.replace(manifest, provenance=provenance)
     no_sign, search = manifest.no_sign, manifest.hand_search
     print(f"no sign: min confidence {no_sign.min_confidence:g}; {no_sign.source}")
@@ -332,6 +335,7 @@ def _manifest(
     report: ExportReport,
     settings: ExportSettings,
     model_path: Path,
+    mirror: bool,
     labels: list[str],
     ds: Dataset,
     test: Split,
@@ -342,7 +346,7 @@ def _manifest(
         labels=labels,
         models=report.results,
         **calibrations(model_path),  # no_sign and hand_search, from the model's metrics.json
-        keras=KerasModel(model_path, round(report.keras_accuracy, 6)),
+        keras=KerasModel(model_path, round(report.keras_accuracy, 6), mirror),
         validation=Validation(str(ds.root.resolve()), "test", len(test), settings.max_drop),
         calibration=None
         if calibration is None

@@ -108,6 +108,9 @@ class ModelEntry:
 class KerasModel:
     path: Path | None = None  # the Keras file the formats were converted from
     accuracy: float | None = None  # its test accuracy, the gate's reference
+    # The model averages its output on the image and on the mirror image: two passes of the
+    # network per prediction, in every exported file (optional: missing, it is a single pass).
+    mirror_average: bool = False
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def test_manifest_lists_six_passed_files_with_matching_hashes(exported_dir: Path
     assert (exported_dir / m["keras"]["path"]).resolve() == (trained_dir / "model.keras").resolve()
     metrics = json.loads((trained_dir / "metrics.json").read_text())
     assert m["keras"]["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+    assert m["keras"]["mirror_average"] is True  # the default recipe's model: two passes
     # The "no sign" threshold python -m train calibrated travels with the model.
     chosen = metrics["min_confidence"]["chosen"]
     assert m["no_sign"]["calibrated"] and m["no_sign"]["min_confidence"] == chosen["min_confidence"]

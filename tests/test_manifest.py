@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -158,6 +159,7 @@ def test_unknown_keys_ignored_missing_optional_keys_default(tmp_path: Path) -> N
 
     m = read_manifest(_write(_manifest(tmp_path / "export"), edit))
     assert m.calibration is None and m.default_model is None and m.versions == {}
+    assert m.keras.mirror_average is False  # exported before the field: a single pass
     assert m.hand_search == SEARCH
     assert m.models[0].quantization is Quantization.FLOAT32 and m.models[0].input is None
 
@@ -177,6 +179,20 @@ def test_min_confidence_from_the_manifest_when_listed_and_the_flag_wins(tmp_path
     ):
         value, origin = describe_model(path).no_sign.resolve(None)
         assert (value, origin) == (DEFAULT_MIN_CONFIDENCE, f"default: {why}")
+
+
+def test_mirror_averaged_model_is_recorded_and_described(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    m = _manifest(folder)
+    m = dataclasses.replace(m, keras=KerasModel(m.keras.path, 0.95, mirror_average=True))
+    assert read_manifest(_write(m)).keras.mirror_average is True
+    assert (
+        "tflite-int8, mirror-averaged, export status passed"
+        in describe_model(folder / "tflite-int8.tflite", verify=False).describe()
+    )
+    _write(_manifest(folder))
+    plain = describe_model(folder / "tflite-int8.tflite", verify=False).describe()
+    assert "tflite-int8, export status passed" in plain
 
 
 def test_manifest_without_hand_search_reads_as_the_runtime_constant(tmp_path: Path) -> None:
