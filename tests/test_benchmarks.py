@@ -103,8 +103,9 @@ def test_quick_run_writes_complete_json(quick_run, exported_dir: Path) -> None:
         manifest["keras"]["accuracy"], abs=1e-6
     )
     for r in rows:
+        # Rounded to 0.1: a 3.55x ratio is written 3.6 (1.3% off), so half a step is allowed too.
         assert r["speedup_vs_keras_predict"] == pytest.approx(
-            keras["keras-predict"]["p50_us"] / r["p50_us"], rel=0.01
+            keras["keras-predict"]["p50_us"] / r["p50_us"], rel=0.01, abs=0.05
         )
 
     pipeline = results["pipeline"]

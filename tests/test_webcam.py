@@ -319,9 +319,8 @@ def test_default_model_comes_from_artifacts_export(
     proc = _webcam("--source", str(video["path"]), "--headless", "--max-frames", "3",
                    cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "model: artifacts/export/tflite-int8.tflite (tflite-int8, export status passed" in (
-        proc.stdout
-    )
+    started = "model: artifacts/export/tflite-int8.tflite (tflite-int8, mirror-averaged, export"
+    assert f"{started} status passed" in proc.stdout
     proc = _webcam("--source", str(video["path"]), "--headless", cwd=tmp_path / "artifacts")
     assert_user_error(proc, "python -m export")
 
