@@ -79,11 +79,12 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     lr = s.learning_rate
     if s.schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(s.learning_rate, s.epochs * steps)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing)
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=lr, beta_1=s.beta_1, beta_2=s.beta_2, use_ema=s.ema
         ),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
+        loss=loss,
         metrics=["accuracy"],
     )
     # Keep the weights of the epoch with the best (shifted) validation accuracy; the test set is
@@ -106,10 +107,7 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     if s.mirror_average:
         # After the checkpoint choice: the plain network is what fit trained and chose.
         model = mirror_averaged(model)
-        model.compile(
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=s.label_smoothing),
-            metrics=["accuracy"],
-        )
+        model.compile(loss=loss, metrics=["accuracy"])  # for evaluate: the same loss
 
     metrics = {
         "params": params,

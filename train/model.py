@@ -68,13 +68,7 @@ def mirror_averaged(model: keras.Model) -> keras.Model:
     import keras
 
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-
-    def net(x):
-        for layer in _chain(model):
-            x = layer(x)
-        return x
-
-    views = [net(inputs), net(keras.ops.flip(inputs, axis=2))]
+    views = [_through(model, x)[0] for x in (inputs, keras.ops.flip(inputs, axis=2))]
     return keras.Model(inputs, keras.layers.Average(name=MIRROR_LAYER)(views), name=model.name)
 
 
@@ -88,23 +82,22 @@ def _chain(model: keras.Model) -> list:
     return [layer for layer in model.layers[1:] if layer.name != MIRROR_LAYER]
 
 
-def _called(model: keras.Model, keep: Callable[[Any], bool]) -> tuple[Any, list]:
-    """A fresh input through :func:`_chain`'s layers (shared, not copied): it and the outputs
-    of the layers ``keep`` picks.
+def _through(
+    model: keras.Model, x: Any, keep: Callable[[Any], bool] = lambda layer: False
+) -> tuple[Any, list]:
+    """``x`` through :func:`_chain`'s layers (shared, not copied): the output, and the outputs of
+    the layers ``keep`` picks.
 
     A layer's ``output`` is that of its first call, which for a model built in this process may
     belong to another graph (the plain network a mirror-averaged model was made from); a fresh
     call gives this graph's tensors.
     """
-    import keras
-
-    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    x, kept = inputs, []
+    kept = []
     for layer in _chain(model):
         x = layer(x)
         if keep(layer):
             kept.append(x)
-    return inputs, kept
+    return x, kept
 
 
 def plain_network(model: keras.Model) -> keras.Model:
@@ -117,13 +110,14 @@ def plain_network(model: keras.Model) -> keras.Model:
 
     if not is_mirror_averaged(model):
         return model
-    inputs, (outputs,) = _called(model, lambda layer: layer.name == "probs")
-    return keras.Model(inputs, outputs, name=model.name)
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    return keras.Model(inputs, _through(model, inputs)[0], name=model.name)
 
 
 def activation_model(model: keras.Model) -> keras.Model:
     """A model whose outputs are the first six layers after the input (3 conv + 3 pool)."""
     import keras
 
-    inputs, maps = _called(model, lambda layer: layer.name.startswith(("conv", "pool")))
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    _, maps = _through(model, inputs, lambda layer: layer.name.startswith(("conv", "pool")))
     return keras.Model(inputs, maps[:6])
