@@ -99,3 +99,29 @@ def test_composite_puts_the_hand_on_the_background(signs_sample):
     outer = cv2.dilate(masks[i], np.ones((5, 5), np.uint8)) == 0
     assert np.abs(out[inner].astype(int) - images[i][inner]).max() <= 1
     assert out[outer].max() == 0
+
+
+def test_small_hand_outliers_are_seeded_small_and_uniform(signs_sample):
+    """The robust recipe's hand-free slots: small_hands of them a shrunk hand, trained to unsure."""
+    from runtime.preprocess import NUM_CLASSES
+    from train.augment import SMALL_SCALE, Augmenter
+    from train.settings import TrainSettings
+
+    images, masks = signs_sample
+    labels = np.arange(len(images)) % NUM_CLASSES
+    black = np.zeros((5, 64, 64, 3), np.uint8)  # a black bank: what is not black is hand
+
+    def outliers(small: int) -> tuple[np.ndarray, np.ndarray, int]:
+        s = TrainSettings(small_hands=small, outliers=small, photometric=0.0).resolved()
+        hands = s.batch_size - s.outliers
+        x, t = Augmenter(images, labels, masks, black, s).batch(np.arange(hands), step=7)
+        return x, t, hands
+
+    x, t, hands = outliers(4)
+    assert np.array_equal(x, outliers(4)[0])  # seeded by (seed, step)
+    assert np.allclose(t[hands:], 1.0 / NUM_CLASSES) and np.allclose(t[:hands].max(1), 1.0)
+    covered = (x[hands:].max(-1) > 0).mean(axis=(1, 2))
+    assert (covered > 0.005).all()  # a hand is there
+    assert (covered <= SMALL_SCALE[1] ** 2).all()  # at most 40% of the side: 16% of the area
+    x, _, hands = outliers(0)
+    assert not x[hands:].any()  # off: only the (black) backgrounds

@@ -18,21 +18,21 @@ from train.model import INITS
 # "flips" is the previous default (flips and 10% shifts, batch 8), kept for comparison.
 RECIPES: dict[str, dict] = {
     "robust": dict(
-        epochs=150, batch_size=24, learning_rate=0.002, schedule="cosine",
+        epochs=150, batch_size=26, learning_rate=0.002, schedule="cosine",
         flip=True, rotation=25.0, zoom=0.3, shift=0.1, photometric=0.5,
-        background_p=0.35, outliers=4, label_smoothing=0.05, val_shifts=3,
+        background_p=0.35, outliers=6, small_hands=2, label_smoothing=0.05, val_shifts=3,
         weight_init="he_normal", mirror_average=True,
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
         flip=True, rotation=0.0, zoom=0.0, shift=0.1, photometric=0.0,
-        background_p=0.0, outliers=0, label_smoothing=0.0, val_shifts=0,
+        background_p=0.0, outliers=0, small_hands=0, label_smoothing=0.0, val_shifts=0,
         weight_init="glorot_uniform", mirror_average=False,
     ),
     "notebook": dict(
         epochs=40, batch_size=1, learning_rate=0.001, schedule="constant",
         flip=False, rotation=0.0, zoom=0.0, shift=0.0, photometric=0.0,
-        background_p=0.0, outliers=0, label_smoothing=0.0, val_shifts=0,
+        background_p=0.0, outliers=0, small_hands=0, label_smoothing=0.0, val_shifts=0,
         weight_init="glorot_uniform", mirror_average=False,
     ),
 }  # fmt: skip
@@ -52,7 +52,8 @@ class TrainSettings:
         "default) or notebook (the seed notebook: batch 1, no augmentation)",
     )
     epochs: int | None = opt(None, help="training epochs" + _RECIPE)
-    # The robust recipe's batch holds batch_size - outliers hands plus `outliers` hand-free images.
+    # The robust recipe's batch holds batch_size - outliers hands plus `outliers` hand-free images,
+    # `small_hands` of which show a hand too small to count (train/augment.py).
     batch_size: int | None = opt(None, help="mini-batch size, hand-free images included" + _RECIPE)
     learning_rate: float | None = opt(None, help="Adam's (peak) learning rate" + _RECIPE)
     schedule: str | None = opt(
@@ -70,6 +71,11 @@ class TrainSettings:
     background_p: float | None = opt(None, help="share of hands put on a new background" + _RECIPE)
     outliers: int | None = opt(
         None, help="hand-free images per batch, trained to a uniform output" + _RECIPE
+    )
+    small_hands: int | None = opt(
+        None,
+        help="how many of the hand-free images per batch hold a hand shrunk to a fifth to two "
+        "fifths of the picture (also trained to a uniform output)" + _RECIPE,
     )
     label_smoothing: float | None = opt(None, help="cross-entropy label smoothing" + _RECIPE)
     val_shifts: int | None = opt(
@@ -124,7 +130,9 @@ class TrainSettings:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingError(name, value, "must be at least 1")
-        for name in ("rotation", "zoom", "photometric", "outliers", "label_smoothing"):
+        for name in (
+            "rotation", "zoom", "photometric", "outliers", "small_hands", "label_smoothing"
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise SettingError(name, value, "must be >= 0")
@@ -144,6 +152,8 @@ class TrainSettings:
         r = self.resolved()
         if r.outliers >= r.batch_size:
             raise SettingError("outliers", r.outliers, f"must be below batch_size {r.batch_size}")
+        if r.small_hands > r.outliers:
+            raise SettingError("small_hands", r.small_hands, f"must be <= outliers {r.outliers}")
 
     def resolved(self) -> TrainSettings:
         """A copy with every None field filled from the recipe."""
