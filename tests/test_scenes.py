@@ -77,11 +77,25 @@ def bench(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _pipeline(exported_dir: Path, search: bool):
+    """The live loop's pipeline as ``runtime.webcam`` builds it for the default file: the
+    model's own calibrated min-confidence and search threshold (manifest.json)."""
     from runtime.backends import load_backend
+    from runtime.handsearch import SearchConfig
+    from runtime.modelinfo import describe_model
     from runtime.pipeline import FramePipeline
 
-    backend = load_backend(exported_dir / "tflite-int8.tflite", threads=1)
-    return FramePipeline(backend, search=HandSearch(backend) if search else None)
+    path = exported_dir / "tflite-int8.tflite"
+    info = describe_model(path)
+    backend = load_backend(path, threads=1)
+    min_confidence, _ = info.no_sign.resolve(None)
+    threshold, origin = info.hand_search.resolve(None)
+    assert origin == "calibrated", origin  # the session's export carries its calibration
+    config = SearchConfig().with_threshold(threshold)
+    return FramePipeline(
+        backend,
+        min_confidence=min_confidence,
+        search=HandSearch(backend, config) if search else None,
+    )
 
 
 def _hold(pipe, frame: np.ndarray, frames: int = 5):
