@@ -86,8 +86,14 @@ class Augmenter:
         # Outside the shrunk photo the alpha is 0: only the background shows there.
         warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
         img = cv2.warpAffine(self.x[i], m, (64, 64), **warp)
-        a = cv2.warpAffine(self.alpha[i], m, (64, 64), **warp)[..., None]
+        return self._on_background(img, cv2.warpAffine(self.alpha[i], m, (64, 64), **warp), rng)
+
+    def _on_background(
+        self, img: np.ndarray, alpha: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The hand (``alpha``: its feathered mask) on a random background of the bank."""
         back = self.bank[rng.integers(len(self.bank))]
+        a = alpha[..., None]
         return (img * a + back * (1.0 - a)).astype(np.float32)
 
     def _hand(self, i: int, rng: np.random.Generator) -> np.ndarray:
@@ -106,9 +112,7 @@ class Augmenter:
             img = cv2.warpAffine(img, m, (64, 64), **warp)
             alpha = cv2.warpAffine(alpha, m, (64, 64), **warp)
         if s.background_p and rng.random() < s.background_p:
-            back = self.bank[rng.integers(len(self.bank))]
-            a = alpha[..., None]
-            img = (img * a + back * (1.0 - a)).astype(np.float32)
+            img = self._on_background(img, alpha, rng)
         return img
 
     def _photometric(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
