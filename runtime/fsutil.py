@@ -39,6 +39,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def cache_dir(*parts: str) -> Path:
+    """``$XDG_CACHE_HOME/signs-edge/...`` (default ``~/.cache/signs-edge/...``): the one cache
+    root for hand masks, the arm64 userland and the palm detector. Not created here."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base, "signs-edge", *parts)
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes (model files are a few hundred KB: read at once)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

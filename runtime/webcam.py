@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from runtime.cli import opt, run_command
 from runtime.errors import SettingError, SignsError, SourceError
+from runtime.handfinder import DEFAULT_HAND_FINDER, HAND_FINDERS
 from runtime.handsearch import DEFAULT_THRESHOLD, check_search_threshold
 from runtime.hooks import DONE, QUIT, FrameEvent, FrameHook
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, check_roi, check_smoothing
@@ -80,13 +81,26 @@ class WebcamSettings:
     )
     find_hand: bool = opt(
         False,
-        help="look for the hand anywhere in the frame (a multi-scale scan with the model, "
-        "runtime.handsearch) instead of the fixed centred square; off by default: see README",
+        help="look for the hand anywhere in the frame (see --hand-finder) instead of the fixed "
+        "centred square; off by default: see README",
+    )
+    hand_finder: str = opt(
+        DEFAULT_HAND_FINDER,
+        choices=HAND_FINDERS,
+        help="--find-hand: palm (MediaPipe's palm detector finds the hand, the model reads it; "
+        "fetch the detector once with python -m runtime.palm) or scan (the model scans the "
+        "frame at 3 scales, runtime.handsearch)",
+    )
+    palm_model: str | None = opt(
+        None,
+        metavar="FILE",
+        help="--hand-finder palm: the palm detector file (default: "
+        "~/.cache/signs-edge/palm_detection_full.tflite, where python -m runtime.palm puts it)",
     )
     search_threshold: float | None = opt(
         None,
-        help="--find-hand: the best window's score (top minus second probability) needed to "
-        "show a sign; when omitted, the value calibrated at training time (manifest.json), "
+        help="--hand-finder scan: the best window's score (top minus second probability) needed "
+        "to show a sign; when omitted, the value calibrated at training time (manifest.json), "
         f"else {DEFAULT_THRESHOLD}",
     )
     max_frames: int = opt(0, help="stop after N frames (0 = no limit)")
@@ -123,8 +137,12 @@ class WebcamSettings:
         check_roi(self.roi)
         check_smoothing(self.smooth, self.min_confidence)
         check_search_threshold(self.search_threshold)
-        if self.search_threshold is not None and not self.find_hand:
-            raise SignsError("--search-threshold: only with --find-hand")
+        if self.search_threshold is not None and not (
+            self.find_hand and self.hand_finder == "scan"
+        ):
+            raise SignsError("--search-threshold: only with --find-hand --hand-finder scan")
+        if self.palm_model is not None and not (self.find_hand and self.hand_finder == "palm"):
+            raise SignsError("--palm-model: only with --find-hand (and --hand-finder palm)")
         # A folder would only fail at exit, after the whole run (os.replace onto a directory).
         if self.log is not None and Path(self.log).is_dir():
             raise SettingError("log", self.log, "is a folder; give the path of a CSV file")
@@ -180,7 +198,7 @@ def run(
     from runtime.backends import load_backend, uint8_shortcut
     from runtime.framelog import FrameLog
     from runtime.fsutil import ensure_writable_dir
-    from runtime.handsearch import HandSearch, SearchConfig
+    from runtime.handfinder import make_finder, threshold_fact
     from runtime.modelinfo import check_backend, default_model, describe_model
     from runtime.pipeline import FramePipeline, Roi
     from runtime.signals import StopSignals
@@ -200,7 +218,9 @@ def run(
         smooth=settings.smooth,
         min_confidence=min_confidence,
         mirror=settings.mirror,
-        search=HandSearch(backend, SearchConfig().with_threshold(threshold))
+        search=make_finder(
+            backend, settings.hand_finder, threshold, settings.palm_model, settings.threads
+        )
         if settings.find_hand
         else None,
     )
@@ -224,7 +244,9 @@ def run(
             )
         else:
             source = open_source(settings.camera, settings.source, settings.retry_s)
-    search = (threshold, search_origin) if settings.find_hand else None
+    search = None
+    if settings.find_hand:
+        search = threshold_fact(settings.hand_finder, (threshold, search_origin))
     facts = (info, backend, (min_confidence, origin), search)
     capture_hook = _capture_and_serve(settings, facts, source, window, all_hooks)
     print(f"model: {info.describe()}", flush=True)
@@ -236,7 +258,8 @@ def run(
         flush=True,
     )
     if pipe.search is not None:
-        print(f"hand search: {pipe.search.describe()} ({search_origin})", flush=True)
+        origin = search_origin if settings.hand_finder == "scan" else "MediaPipe's default"
+        print(f"hand search: {pipe.search.describe()} ({origin})", flush=True)
 
     hists = {s: LatencyHistogram() for s in STAGES}
     frames = 0

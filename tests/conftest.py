@@ -63,6 +63,17 @@ def exported_dir(
     return out
 
 
+@pytest.fixture(scope="session")
+def palm_model() -> Path:
+    """The palm detector, fetched as a user would (``python -m runtime.palm``'s code: pip
+    downloads the mediapipe wheel from PyPI once; later sessions find the verified copy in
+    ~/.cache/signs-edge). No network to PyPI fails, never skips."""
+    from runtime.palm.fetch import fetch
+
+    path, _ = fetch()
+    return path
+
+
 SLOW_FIXTURES = {"trained_dir", "exported_dir"}  # each costs a real training run (1-2 min)
 
 

@@ -71,16 +71,17 @@ def test_search_windows_are_the_preprocessed_boxes() -> None:
 
 @pytest.fixture(scope="module")
 def bench(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Twenty test-split scenes (seed 11): SIGNS test hands on the test backgrounds."""
+    """Forty test-split scenes (seed 11): SIGNS test hands on the test backgrounds, 21 empty."""
     out = tmp_path_factory.mktemp("scenes") / "s11"
-    return make_scenes(out, seed=11, count=20, empty=0.5, signs=str(signs_data))
+    return make_scenes(out, seed=11, count=40, empty=0.5, signs=str(signs_data))
 
 
-def _pipeline(exported_dir: Path, search: bool):
+def _pipeline(exported_dir: Path, finder: str | None, palm_model: Path | None = None):
     """The live loop's pipeline as ``runtime.webcam`` builds it for the default file: the
-    model's own calibrated min-confidence and search threshold (manifest.json)."""
+    model's own calibrated min-confidence and search threshold (manifest.json); ``finder``:
+    ``--hand-finder`` (None: no ``--find-hand``)."""
     from runtime.backends import load_backend
-    from runtime.handsearch import SearchConfig
+    from runtime.handfinder import make_finder
     from runtime.modelinfo import describe_model
     from runtime.pipeline import FramePipeline
 
@@ -90,12 +91,8 @@ def _pipeline(exported_dir: Path, search: bool):
     min_confidence, _ = info.no_sign.resolve(None)
     threshold, origin = info.hand_search.resolve(None)
     assert origin == "calibrated", origin  # the session's export carries its calibration
-    config = SearchConfig().with_threshold(threshold)
-    return FramePipeline(
-        backend,
-        min_confidence=min_confidence,
-        search=HandSearch(backend, config) if search else None,
-    )
+    search = make_finder(backend, finder, threshold, palm_model) if finder else None
+    return FramePipeline(backend, min_confidence=min_confidence, search=search)
 
 
 def _hold(pipe, frame: np.ndarray, frames: int = 5):
@@ -108,38 +105,54 @@ def _hold(pipe, frame: np.ndarray, frames: int = 5):
     return res
 
 
-# The classifier scan does not reach these with today's models (issue 13 report: on the test
-# scenes the best model found 0.26 of the hands and kept "no sign" on 0.67 of empty frames).
-# strict: when a model makes them pass, pytest says so and the marker goes.
-SEARCH_FALLS_SHORT = pytest.mark.xfail(
-    strict=True, reason="--find-hand: the classifier scan falls short with current models"
+# The classifier scan does not keep "no sign" on empty frames with today's models (README,
+# "Scene bench": 0.58-0.70 of the test scenes' empty frames). strict: when a model makes it
+# pass, pytest says so and the marker goes.
+SCAN_FALLS_SHORT = pytest.mark.xfail(
+    strict=True, reason="--hand-finder scan: the classifier scan falls short with current models"
+)
+# Neither finder reads 60% of these cluttered scenes right yet (README: the palm finder finds
+# 0.69 of the bench's hands and reads 0.45 of them right, the scan 0.45).
+NOT_YET = pytest.mark.xfail(
+    strict=True, reason="--find-hand: hands on cluttered scenes are not read well enough yet"
 )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "search",
-    # The centred box passes with the mirror-averaged 150-epoch default model (the 60-epoch
-    # one showed a sign on 3 of these scenes; a strict xfail until then).
-    [pytest.param(False), pytest.param(True, marks=SEARCH_FALLS_SHORT)],
-    ids=["centred-roi", "find-hand"],
+    ("finder", "wanted"),
+    # The centred box: the seed-1 model shows "no sign" on 0.91-0.99 of the bench's 90 empty
+    # scenes depending on the machine it was trained on (README); 21 scenes give a noisy
+    # sample of that, so the bar is 0.85 here. The palm detector holds 0.95.
+    [
+        pytest.param(None, 0.85),
+        pytest.param("palm", 0.95),
+        pytest.param("scan", 0.95, marks=SCAN_FALLS_SHORT),
+    ],
+    ids=["centred-roi", "palm", "scan"],
 )
-def test_empty_scenes_show_no_sign(exported_dir: Path, bench: Path, search: bool) -> None:
+def test_empty_scenes_show_no_sign(
+    exported_dir: Path, bench: Path, palm_model: Path, finder: str | None, wanted: float
+) -> None:
     _, labels = read_scenes(bench)
-    pipe = _pipeline(exported_dir, search)
+    pipe = _pipeline(exported_dir, finder, palm_model)
     shown = [
         _hold(pipe, cv2.imread(str(bench / lab.file))).label for lab in labels if lab.label is None
     ]
-    assert len(shown) >= 8
-    # At most one of the empty scenes may show a sign (the issue's target is 0.95).
-    assert sum(s is not None for s in shown) <= 1, shown
+    assert len(shown) >= 16
+    quiet = sum(s is None for s in shown)
+    assert quiet >= wanted * len(shown), (quiet, len(shown), shown)
 
 
 @pytest.mark.slow
-@SEARCH_FALLS_SHORT
-def test_placed_hand_is_found_and_its_box_contains_it(exported_dir: Path, bench: Path) -> None:
+@pytest.mark.parametrize(
+    "finder", [pytest.param("palm", marks=NOT_YET), pytest.param("scan", marks=NOT_YET)]
+)
+def test_placed_hand_is_found_and_its_box_contains_it(
+    exported_dir: Path, bench: Path, palm_model: Path, finder: str
+) -> None:
     _, labels = read_scenes(bench)
-    pipe = _pipeline(exported_dir, search=True)
+    pipe = _pipeline(exported_dir, finder, palm_model)
     hands = [lab for lab in labels if lab.label is not None]
     assert len(hands) >= 6
     hits = correct = 0
@@ -156,17 +169,23 @@ def test_placed_hand_is_found_and_its_box_contains_it(exported_dir: Path, bench:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("finder", ["palm", "scan"])
 def test_find_hand_runs_from_a_video_file(
-    exported_dir: Path, signs_data: Path, tmp_path: Path
+    exported_dir: Path, signs_data: Path, palm_model: Path, tmp_path: Path, finder: str
 ) -> None:
     """The webcam loop with --find-hand on an MJPG video of scenes: every frame is processed
-    and the summary is printed (the search is a flag of the real loop, not a bench-only path)."""
+    and the summary is printed (the search is a flag of the real loop, not a bench-only path).
+    The palm finder reads the detector from where ``python -m runtime.palm`` put it."""
     video = tmp_path / "scenes.avi"
     make_scenes(tmp_path / "s", seed=4, count=3, signs=str(signs_data), video=str(video), hold=4)
+    log = tmp_path / "frames.csv"
     proc = run_module(
         "runtime.webcam", "--source", str(video), "--headless", "--find-hand",
-        "--model", str(exported_dir / "tflite-int8.tflite"),
+        "--hand-finder", finder, "--model", str(exported_dir / "tflite-int8.tflite"),
+        "--log", str(log),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "12 frames" in proc.stdout, proc.stdout
-    assert "hand search" in proc.stdout, proc.stdout
+    want = "palm detector" if finder == "palm" else "windows of"
+    assert "hand search: " + want in proc.stdout, proc.stdout
+    assert len(log.read_text().splitlines()) == 13  # a header and one row per frame

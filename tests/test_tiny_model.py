@@ -236,8 +236,9 @@ def test_find_hand_takes_the_manifest_threshold_unless_the_flag_is_given(
     ]
     for model, flag, value, origin in cases:
         settings = WebcamSettings(
-            model=str(model), headless=True, find_hand=True, search_threshold=flag
-        )
+            model=str(model), headless=True, find_hand=True, hand_finder="scan",
+            search_threshold=flag,
+        )  # fmt: skip
         assert run(settings, source=open_source(0, str(frame), 1.0)).frames == 1
         out = capsys.readouterr().out  # the search's own config, printed at start-up
         assert f"margin score >= {value:g} ({origin})" in out, out
@@ -251,6 +252,15 @@ def test_find_hand_takes_the_manifest_threshold_unless_the_flag_is_given(
     [
         (["--search-threshold", "0.5"], ["--search-threshold", "only with --find-hand"]),
         (["--find-hand", "--search-threshold", "1.5"], ["--search-threshold 1.5", "[0, 1]"]),
+        (
+            ["--find-hand", "--search-threshold", "0.5"],
+            ["only with --find-hand --hand-finder scan"],
+        ),
+        (["--palm-model", "palm.tflite"], ["--palm-model", "only with --find-hand"]),
+        (
+            ["--find-hand", "--palm-model", "no-such-palm.tflite"],
+            ["no-such-palm.tflite", "palm detector not found", "python -m runtime.palm"],
+        ),
     ],
 )
 def test_bad_search_threshold_is_one_line(tiny_onnx: Path, tmp_path: Path, flags, needles) -> None:

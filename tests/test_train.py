@@ -238,7 +238,7 @@ def test_hand_search_threshold_travels_from_training_to_the_runtime(
     cv2.imwrite(str(frame), np.full((480, 640, 3), 200, np.uint8))
     proc = run_module(
         "runtime.webcam", "--model", str(export / "tflite-int8.tflite"), "--source", str(frame),
-        "--headless", "--find-hand",
+        "--headless", "--find-hand", "--hand-finder", "scan",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"score >= {search['threshold']:g} (calibrated)" in proc.stdout, proc.stdout

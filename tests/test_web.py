@@ -411,7 +411,7 @@ def test_page_names_the_search_threshold_with_find_hand(parts: dict, tmp_path: P
     s = Served(
         "--model", str(parts["model"]), "--source", str(parts["video"]), "--headless",
         "--loop", "--serve", "127.0.0.1:0", "--capture-dir", str(tmp_path / "captures"),
-        "--find-hand", "--search-threshold", "0.6",
+        "--find-hand", "--hand-finder", "scan", "--search-threshold", "0.6",
     )  # fmt: skip
     try:
         model = s.state()["model"]

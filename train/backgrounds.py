@@ -159,7 +159,9 @@ def hand_masks(images: np.ndarray, cache: bool = False) -> np.ndarray:
     import os
 
     digest = hashlib.sha256(images.tobytes() + MASK_VERSION.encode()).hexdigest()[:24]
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "signs-edge"
+    from runtime.fsutil import cache_dir
+
+    root = cache_dir()
     path = root / f"masks-{digest}.npy"
     if path.is_file():
         masks = np.load(path)

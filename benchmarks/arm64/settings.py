@@ -8,6 +8,7 @@ from pathlib import Path
 
 from runtime.cli import opt
 from runtime.errors import SettingError
+from runtime.fsutil import cache_dir
 from runtime.manifest import DEFAULT_EXPORT_DIR
 
 CACHE_ENV = "SIGNS_ARM64_CACHE"  # overrides the default cache folder, like --cache
@@ -18,8 +19,7 @@ def default_cache() -> str:
     env = os.environ.get(CACHE_ENV)
     if env:
         return env
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return str(Path(base) / "signs-edge" / "arm64")
+    return str(cache_dir("arm64"))
 
 
 @dataclass(frozen=True)

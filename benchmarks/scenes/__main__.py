@@ -27,7 +27,9 @@ def _make(s: MakeSettings) -> None:
 def _report(s: ReportSettings) -> dict:
     from benchmarks.scenes.report import run_report
 
-    return run_report(s.models, s.scenes, s.out, s.min_confidence, s.format, s.search_threshold)
+    return run_report(
+        s.models, s.scenes, s.out, s.min_confidence, s.format, s.search_threshold, s.palm_model
+    )
 
 
 def _calibrate(s: CalibrateSettings) -> dict:

@@ -7,7 +7,10 @@ Every number comes from the runtime's own code on the scene frames:
   label the loop would show (top probability >= ``--min-confidence``).
 - **roi**: the full frame through :class:`runtime.pipeline.FramePipeline` with its default
   centred ROI, as ``runtime.webcam`` runs it.
-- **search**: the same pipeline with :class:`runtime.handsearch.HandSearch` (``--find-hand``).
+- **search**: the same pipeline with :class:`runtime.handsearch.HandSearch` (``--find-hand
+  --hand-finder scan``);
+- **palm**: the same pipeline with :class:`runtime.palm.search.PalmSearch` (``--find-hand``,
+  the default finder), when the palm detector file is there (``python -m runtime.palm``).
 
 Scenes are independent stills, so the pipelines run with ``smooth=0`` and the search is reset
 before each scene: a single frame decides (no help from earlier frames). "No sign" on the empty
@@ -68,8 +71,10 @@ def evaluate_model(
     labels: list[SceneLabel],
     min_confidence: float,
     search_config=None,
+    palm_model: Path | None = None,
 ) -> dict:
-    """All figures of one model on one scene folder (see the module docstring)."""
+    """All figures of one model on one scene folder (see the module docstring); the palm
+    finder's only with a ``palm_model``."""
     from runtime.backends import load_backend
     from runtime.handsearch import HandSearch
     from runtime.pipeline import FramePipeline
@@ -78,10 +83,18 @@ def evaluate_model(
     backend = load_backend(model, threads=1)
     roi = FramePipeline(load_backend(model, threads=1), smooth=0, min_confidence=min_confidence)
     search = HandSearch(backend, search_config)
-    found = FramePipeline(backend, smooth=0, min_confidence=min_confidence, search=search)
+    finders = {"search": search}
+    if palm_model is not None:
+        from runtime.handfinder import make_finder
+
+        finders["palm"] = make_finder(backend, "palm", 0.0, palm_model)
+    pipes = {
+        name: FramePipeline(backend, smooth=0, min_confidence=min_confidence, search=f)
+        for name, f in finders.items()
+    }
     rows = []
-    step_ms: dict[str, list[float]] = {"roi": [], "search": []}
-    cpu_ms: dict[str, list[float]] = {"roi": [], "search": []}
+    step_ms: dict[str, list[float]] = {"roi": [], **{k: [] for k in finders}}
+    cpu_ms: dict[str, list[float]] = {k: [] for k in step_ms}
     cpu = time.thread_time
     classified: list[int] = []
     for lab in labels:
@@ -89,26 +102,24 @@ def evaluate_model(
         if frame is None:
             raise SignsError(f"{folder / lab.file}: unreadable frame")
         row = {"label": lab.label, "source": lab.source}
-        c0, t0 = cpu(), time.perf_counter()
-        r = roi.step(frame)
-        c1, t1 = cpu(), time.perf_counter()
-        search.reset()
-        c2, t2 = cpu(), time.perf_counter()
-        s = found.step(frame)
-        c3, t3 = cpu(), time.perf_counter()
-        step_ms["roi"].append((t1 - t0) * 1e3)
-        step_ms["search"].append((t3 - t2) * 1e3)
-        cpu_ms["roi"].append((c1 - c0) * 1e3)
-        cpu_ms["search"].append((c3 - c2) * 1e3)
+        for name, pipe in (("roi", roi), *pipes.items()):
+            if name in finders:
+                finders[name].reset()
+            c0, t0 = cpu(), time.perf_counter()
+            r = pipe.step(frame)
+            c1, t1 = cpu(), time.perf_counter()
+            step_ms[name].append((t1 - t0) * 1e3)
+            cpu_ms[name].append((c1 - c0) * 1e3)
+            row[name] = r.label
+            if name in finders and lab.label is not None:
+                row[f"{name}_box_hit"] = bool(r.found) and _inside(r.box, lab.box())
         classified.append(search.classified)
-        row["roi"], row["search"], row["search_box"] = r.label, s.label, s.box
         if lab.label is not None:
             x, y, w, h = lab.box()
             crop = preprocess(frame[y : y + h, x : x + w], bgr=True)
             p = backend.predict_one(crop)
             row["centred_top1"] = int(p.argmax())
             row["centred"] = int(p.argmax()) if p.max() >= min_confidence else None
-            row["box_hit"] = bool(s.found) and _inside(s.box, lab.box())
         rows.append(row)
     hands = [r for r in rows if r["label"] is not None]
     empty = [r for r in rows if r["label"] is None]
@@ -125,18 +136,30 @@ def evaluate_model(
         "centred": acc("centred", hands),
         "roi": acc("roi", hands),
         "search": acc("search", hands),
-        "search_box_hit": _rate([r["box_hit"] for r in hands]),
+        "search_box_hit": _rate([r["search_box_hit"] for r in hands]),
+        "palm": None,
+        "palm_box_hit": None,
         "roi_no_sign_empty": _rate([r["roi"] is None for r in empty]),
         "search_no_sign_empty": _rate([r["search"] is None for r in empty]),
+        "palm_no_sign_empty": None,
         "per_source": {
             src: {
                 k: acc(k, [r for r in hands if r["source"] == src])
-                for k in ("centred_top1", "centred", "roi", "search")
+                for k in ("centred_top1", "centred", "roi", *finders)
             }
             for src in sources
         },
     }
-    for key, ms in step_ms.items():
+    if "palm" in finders:
+        result["palm"] = acc("palm", hands)
+        result["palm_box_hit"] = _rate([r["palm_box_hit"] for r in hands])
+        result["palm_no_sign_empty"] = _rate([r["palm"] is None for r in empty])
+    for key in ("roi", "search", "palm"):
+        ms = step_ms.get(key)
+        if not ms:  # the palm finder not run
+            for field in ("step_ms_p50", "fps", "step_cpu_ms_p50"):
+                result[f"{key}_{field}"] = None
+            continue
         med = float(np.median(ms))
         result[f"{key}_step_ms_p50"] = round(med, 3)
         result[f"{key}_fps"] = round(1000.0 / med, 1)
@@ -153,13 +176,18 @@ COLUMNS = (
     ("centred_top1", "hand centred (top-1)"),
     ("centred", "hand centred (shown)"),
     ("roi", "full frame, centred ROI"),
-    ("search", "full frame, --find-hand"),
-    ("search_box_hit", "box on the hand"),
+    ("search", "full frame, scan"),
+    ("search_box_hit", "box on the hand (scan)"),
+    ("palm", "full frame, palm"),
+    ("palm_box_hit", "box on the hand (palm)"),
     ("roi_no_sign_empty", "empty: no sign (ROI)"),
-    ("search_no_sign_empty", "empty: no sign (--find-hand)"),
+    ("search_no_sign_empty", "empty: no sign (scan)"),
+    ("palm_no_sign_empty", "empty: no sign (palm)"),
     ("roi_fps", "FPS (ROI)"),
-    ("search_fps", "FPS (--find-hand)"),
+    ("search_fps", "FPS (scan)"),
+    ("palm_fps", "FPS (palm)"),
 )
+FPS_COLUMNS = 3  # the last three, whole numbers
 
 
 def _thresholds(results: dict, key: str = "min_confidence") -> str:
@@ -191,16 +219,16 @@ def render_markdown(results: dict) -> str:
         "| --- |" + " --- |" * len(COLUMNS),
     ]
     for name, r in results["models"].items():
-        cells = ["-" if r[k] is None else f"{r[k]:.3f}" for k, _ in COLUMNS[:-2]]
-        cells += [f"{r['roi_fps']:.0f}", f"{r['search_fps']:.0f}"]
+        cells = ["-" if r[k] is None else f"{r[k]:.3f}" for k, _ in COLUMNS[:-FPS_COLUMNS]]
+        cells += ["-" if r[k] is None else f"{r[k]:.0f}" for k, _ in COLUMNS[-FPS_COLUMNS:]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Per hand source (accuracy):", ""]
-    lines += ["| model | source | centred top-1 | centred shown | ROI | --find-hand |"]
-    lines += ["| --- | --- | --- | --- | --- | --- |"]
+    lines += ["| model | source | centred top-1 | centred shown | ROI | scan | palm |"]
+    lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in results["models"].items():
         for src, v in r["per_source"].items():
-            keys = ("centred_top1", "centred", "roi", "search")
-            cells = ["-" if v[k] is None else f"{v[k]:.3f}" for k in keys]
+            keys = ("centred_top1", "centred", "roi", "search", "palm")
+            cells = ["-" if v.get(k) is None else f"{v[k]:.3f}" for k in keys]
             lines.append(f"| {name} | {src} | " + " | ".join(cells) + " |")
     w = next(iter(results["models"].values()), {}).get("windows_per_frame")
     lines += [
@@ -212,8 +240,13 @@ def render_markdown(results: dict) -> str:
     for name, r in results["models"].items():
         lines.append(
             f"- {name}: ROI {r['roi_step_ms_p50']} / {r['roi_step_cpu_ms_p50']}; "
-            f"--find-hand {r['search_step_ms_p50']} / {r['search_step_cpu_ms_p50']} "
-            f"({r['windows_classified_mean']} windows classified a frame on average)"
+            f"scan {r['search_step_ms_p50']} / {r['search_step_cpu_ms_p50']} "
+            f"({r['windows_classified_mean']} windows classified a frame on average); "
+            + (
+                f"palm {r['palm_step_ms_p50']} / {r['palm_step_cpu_ms_p50']}"
+                if r.get("palm_step_ms_p50") is not None
+                else "palm not run (no detector file)"
+            )
         )
     return "\n".join(lines) + "\n"
 
@@ -225,16 +258,25 @@ def run_report(
     min_confidence: float | None,
     fmt: str = DEFAULT_FORMAT,
     search_threshold: float | None = None,
+    palm_model: str | Path | None = None,
 ) -> dict:
     """Evaluate every model on the scene folder; write results.json and results.md to ``out``.
 
     ``min_confidence`` / ``search_threshold`` None: each model's own (its manifest's calibrated
-    value, else the runtime's default).
+    value, else the runtime's default). ``palm_model`` None: the fetched detector if it is
+    there (:func:`runtime.palm.fetch.default_path`), else the palm columns stay empty.
     """
     from runtime.handsearch import SearchConfig
     from runtime.modelinfo import describe_model
+    from runtime.palm.fetch import default_path
 
     meta, labels = read_scenes(scenes)
+    if palm_model is not None and not Path(palm_model).is_file():
+        raise SignsError(f"--palm-model {palm_model}: no such file (python -m runtime.palm)")
+    palm = Path(palm_model) if palm_model is not None else default_path()
+    if not palm.is_file():
+        print(f"palm finder skipped: no detector at {palm} (python -m runtime.palm fetches it)")
+        palm = None
     resolved = resolve_models(models, fmt)
     out = ensure_writable_dir(out)
     load0 = os.getloadavg()
@@ -252,14 +294,15 @@ def run_report(
         min_conf, origin = info.no_sign.resolve(min_confidence)
         threshold, search_origin = info.hand_search.resolve(search_threshold)
         config = SearchConfig().with_threshold(threshold)
-        r = evaluate_model(path, Path(scenes), labels, min_conf, config)
+        r = evaluate_model(path, Path(scenes), labels, min_conf, config, palm)
         r["min_confidence"], r["min_confidence_source"] = min_conf, origin
         r["search_threshold"], r["search_threshold_source"] = threshold, search_origin
         results["models"][name] = r
         print(
-            f"  centred {r['centred_top1']}  roi {r['roi']}  search {r['search']}  "
-            f"empty no-sign roi {r['roi_no_sign_empty']} search {r['search_no_sign_empty']}  "
-            f"fps {r['roi_fps']} / {r['search_fps']}",
+            f"  centred {r['centred_top1']}  roi {r['roi']}  scan {r['search']}  "
+            f"palm {r['palm']}  empty no-sign roi {r['roi_no_sign_empty']} "
+            f"scan {r['search_no_sign_empty']} palm {r['palm_no_sign_empty']}  "
+            f"fps {r['roi_fps']} / {r['search_fps']} / {r['palm_fps']}",
             flush=True,
         )
     results["load_avg"] = {

@@ -63,6 +63,12 @@ class ReportSettings:
         help="--find-hand's threshold on the best window's score; when omitted, each model's "
         f"value calibrated at training time (manifest.json), else {DEFAULT_THRESHOLD}",
     )
+    palm_model: str | None = opt(
+        None,
+        metavar="FILE",
+        help="the palm detector for the palm finder's columns; when omitted, the one python -m "
+        "runtime.palm fetched, else those columns are skipped",
+    )
     out: str = opt(DEFAULT_OUT, help="folder for results.json and results.md")
 
     def __post_init__(self) -> None:
