@@ -419,3 +419,21 @@ def test_page_names_the_search_threshold_with_find_hand(parts: dict, tmp_path: P
         assert model["search_threshold_source"] == "--search-threshold"
     finally:
         s.stop()
+
+
+def test_page_names_the_palm_detector_with_find_hand(
+    parts: dict, palm_model: Path, tmp_path: Path
+) -> None:
+    """--find-hand with the default finder: the page names the palm detector's score, and the
+    frames still stream (colour frames hold no hand: the detector finds none)."""
+    s = Served(
+        "--model", str(parts["model"]), "--source", str(parts["video"]), "--headless",
+        "--loop", "--serve", "127.0.0.1:0", "--capture-dir", str(tmp_path / "captures"),
+        "--find-hand", "--palm-model", str(palm_model),
+    )  # fmt: skip
+    try:
+        state = s.state()
+        assert state["model"]["search_threshold"] == 0.5
+        assert "palm detector" in state["model"]["search_threshold_source"]
+    finally:
+        s.stop()
