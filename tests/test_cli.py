@@ -15,6 +15,7 @@ from export.settings import ExportSettings
 from runtime.cli import build_parser
 from runtime.errors import SettingError
 from runtime.evaluate import EvaluateSettings
+from runtime.palm.__main__ import FetchSettings
 from runtime.webcam import WebcamSettings
 from tests.helpers import ROOT, assert_user_error, run_module
 from train.settings import TrainSettings
@@ -24,6 +25,7 @@ COMMANDS = {
     "export": ExportSettings,
     "runtime.evaluate": EvaluateSettings,
     "runtime.webcam": WebcamSettings,
+    "runtime.palm": FetchSettings,
     "benchmarks": BenchSettings,
     "benchmarks.arm64": Arm64Settings,
     "benchmarks.robustness": RobustnessSettings,
