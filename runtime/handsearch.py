@@ -311,26 +311,51 @@ class HandSearch:
                 j = int(np.flatnonzero(near)[best[near].argmax()])
                 if best[j] >= cfg.keep:
                     i, found = j, True
-        box = boxes[i]
-        centre = np.array([box[0] + box[2] / 2, box[1] + box[2] / 2, box[2]], np.float64)
-        if found:
-            if self._last is not None and self._near(box[None])[0]:
-                centre = BOX_SMOOTH * self._last + (1 - BOX_SMOOTH) * centre
-            self._last = centre
-        else:
-            self._last = None
-        side = int(round(centre[2]))
         h, w = frame_bgr.shape[:2]
-        x = int(np.clip(round(centre[0] - side / 2), 0, w - side))
-        y = int(np.clip(round(centre[1] - side / 2), 0, h - side))
+        self._last, shown = smoothed_box(self._last, boxes[i], bool(found), w, h)
         ms = (time.perf_counter_ns() - t0) / 1e6
         times = (self._t_windows, ms - self._t_windows)
         probs = agreed[i].astype(np.float32)
-        return Found((x, y, side), probs, float(best[i]), bool(found), self.classified, times)
+        return Found(shown, probs, float(best[i]), bool(found), self.classified, times)
 
     def _near(self, boxes: np.ndarray) -> np.ndarray:
-        """Which boxes have their centre within half a side of the last box's centre."""
-        cx = boxes[:, 0] + boxes[:, 2] / 2
-        cy = boxes[:, 1] + boxes[:, 2] / 2
-        lx, ly, ls = self._last
-        return np.hypot(cx - lx, cy - ly) <= 0.5 * ls
+        return near_last(self._last, boxes)
+
+
+def near_last(last: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Which (x, y, side) boxes have their centre within half a side of the last smoothed box
+    (cx, cy, side)."""
+    cx = boxes[:, 0] + boxes[:, 2] / 2
+    cy = boxes[:, 1] + boxes[:, 2] / 2
+    lx, ly, ls = last
+    return np.hypot(cx - lx, cy - ly) <= 0.5 * ls
+
+
+def smoothed_box(
+    last: np.ndarray | None, box: np.ndarray, found: bool, width: int, height: int
+) -> tuple[np.ndarray | None, tuple[int, int, int]]:
+    """The box to show for this frame and the new smoothing state, for either finder.
+
+    While the hand stays near the last box, its centre and side are an exponential moving
+    average (:data:`BOX_SMOOTH`); a frame without a hand forgets the last box.
+
+    Args:
+        last: the previous state (cx, cy, side), or None.
+        box: this frame's (x, y, side) in frame pixels.
+        found: whether this frame holds a hand.
+        width, height: the frame's size (the shown box stays inside it).
+
+    Returns:
+        The new state, and the (x, y, side) box to show.
+    """
+    centre = np.array([box[0] + box[2] / 2, box[1] + box[2] / 2, box[2]], np.float64)
+    if found:
+        if last is not None and near_last(last, np.asarray(box)[None])[0]:
+            centre = BOX_SMOOTH * last + (1 - BOX_SMOOTH) * centre
+        last = centre
+    else:
+        last = None
+    side = int(round(centre[2]))
+    x = int(np.clip(round(centre[0] - side / 2), 0, width - side))
+    y = int(np.clip(round(centre[1] - side / 2), 0, height - side))
+    return last, (x, y, side)

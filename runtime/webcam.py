@@ -258,8 +258,7 @@ def run(
         flush=True,
     )
     if pipe.search is not None:
-        origin = search_origin if settings.hand_finder == "scan" else "MediaPipe's default"
-        print(f"hand search: {pipe.search.describe()} ({origin})", flush=True)
+        print(f"hand search: {pipe.search.describe()} ({search[1]})", flush=True)
 
     hists = {s: LatencyHistogram() for s in STAGES}
     frames = 0

@@ -38,7 +38,7 @@ def test_fetch_failure_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     assert_user_error(proc, str(tmp_path), "is a folder")
 
 
-def test_bad_detector_files_are_model_errors(tmp_path: Path, palm_model: Path) -> None:
+def test_bad_detector_files_are_model_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="python -m runtime.palm"):
         PalmDetector(tmp_path / "missing.tflite")
     junk = tmp_path / "junk.tflite"

