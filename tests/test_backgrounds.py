@@ -125,3 +125,67 @@ def test_small_hand_outliers_are_seeded_small_and_uniform(signs_sample):
     assert (covered <= SMALL_SCALE[1] ** 2).all()  # at most 40% of the side: 16% of the area
     x, _, hands = outliers(0)
     assert not x[hands:].any()  # off: only the (black) backgrounds
+
+
+def test_hand_axis_points_from_the_arm_to_the_fingers(signs_sample):
+    """The finger squeeze's axis on real SIGNS masks: its far end is the fingertips, its near end
+    the arm where it leaves the picture (measured: 97% and 99.6% of these 270 images)."""
+    from train.augment import hand_axis
+
+    _, masks = signs_sample
+    tips_inside = arms_on_border = 0
+    for m in masks:
+        c, d, reach = hand_axis(m)
+        ys, xs = np.nonzero(m)
+        p = np.stack([xs, ys], 1)
+        u = (p - c) @ d
+
+        def on_border(q: np.ndarray) -> bool:
+            return ((q <= 1) | (q >= 62)).any(1).mean() > 0.5
+
+        tips_inside += not on_border(p[u >= reach - 3])
+        arms_on_border += on_border(p[u <= u.min() + 3])
+    assert tips_inside >= 0.93 * len(masks), tips_inside
+    assert arms_on_border >= 0.97 * len(masks), arms_on_border
+    assert hand_axis(np.ones((64, 64), np.uint8)) is None  # a fine-tune sample: no squeeze
+
+
+def test_finger_squeeze_narrows_the_fingers_only(signs_sample):
+    """Across the axis the hand narrows towards the tips; the arm and palm do not move."""
+    from train.augment import SQUEEZE_START, hand_axis, squeeze_maps
+
+    images, masks = signs_sample
+    for i in range(0, len(masks), 27):
+        c, d, reach = hand_axis(masks[i])
+        maps = squeeze_maps(c, d, reach, 0.4)
+        out = cv2.remap(masks[i], *maps, cv2.INTER_NEAREST)
+        assert 0.6 * masks[i].sum() < out.sum() < masks[i].sum()
+        ys, xs = np.mgrid[0:64, 0:64]
+        u = (xs - c[0]) * d[0] + (ys - c[1]) * d[1]
+        still = u < SQUEEZE_START * reach - 1
+        img = cv2.remap(images[i], *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        assert np.array_equal(img[still], images[i][still])
+        unsqueezed = cv2.remap(images[i], *squeeze_maps(c, d, reach, 0.0), cv2.INTER_LINEAR)
+        assert np.array_equal(unsqueezed, images[i])
+
+
+def test_squeezed_batches_are_seeded_and_keep_their_labels(signs_sample):
+    from runtime.preprocess import NUM_CLASSES
+    from train.augment import Augmenter
+    from train.settings import TrainSettings
+
+    images, masks = signs_sample
+    labels = np.arange(len(images)) % NUM_CLASSES
+    bank = np.zeros((5, 64, 64, 3), np.uint8)
+
+    s = TrainSettings().resolved()
+    hands = s.batch_size - s.outliers
+
+    def batch(squeeze: float) -> tuple[np.ndarray, np.ndarray]:
+        settings = TrainSettings(squeeze=squeeze).resolved()
+        return Augmenter(images, labels, masks, bank, settings).batch(np.arange(hands), step=3)
+
+    x, t = batch(0.4)
+    assert np.array_equal(x, batch(0.4)[0])
+    assert np.array_equal(t[:hands].argmax(1), labels[:hands])
+    assert not np.array_equal(x, batch(0.0)[0])
