@@ -48,10 +48,6 @@ _YIQ_INV = np.linalg.inv(_YIQ)
 SMALL_SCALE = (0.2, 0.4)
 SMALL_OFFSET = 20.0
 SMALL_TURN = 30.0
-# A finger squeeze narrows the hand across its axis, more towards the fingertips: from
-# SQUEEZE_START of the way from the mask's centroid to its farthest point, linearly up to the
-# drawn strength at the tip. SIGNS spreads the fingers; many people hold them together.
-SQUEEZE_START = 0.15
 
 
 class Augmenter:
@@ -63,7 +59,6 @@ class Augmenter:
         self.x, self.bank, self.s = x, bank, s
         self.alpha = np.stack([feather(m) for m in masks]).astype(np.float32)
         self.y = np.eye(NUM_CLASSES, dtype=np.float32)[y]
-        self.axes = [hand_axis(m) for m in masks] if s.squeeze else []
 
     def batch(self, idx: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.s
@@ -104,10 +99,6 @@ class Augmenter:
     def _hand(self, i: int, rng: np.random.Generator) -> np.ndarray:
         s = self.s
         img, alpha = self.x[i], self.alpha[i]
-        if s.squeeze and self.axes[i] is not None:
-            maps = squeeze_maps(*self.axes[i], rng.uniform(0, s.squeeze))
-            img = cv2.remap(img, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            alpha = cv2.remap(alpha, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if s.rotation or s.zoom or s.shift or s.flip:
             angle = rng.uniform(-s.rotation, s.rotation)
             scale = math.exp(rng.uniform(-1, 1) * math.log1p(s.zoom))
@@ -157,46 +148,6 @@ class Augmenter:
             std = rng.uniform(0, 12 * p, (len(noisy), 1, 1, 1)).astype(np.float32)
             out[noisy] += std * rng.standard_normal((len(noisy), 64, 64, 3), np.float32)
         return np.clip(out, 0, 255)
-
-
-def hand_axis(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """The hand's centroid, unit axis towards the fingers, and reach along it (px).
-
-    The axis is the mask's principal direction, pointed away from where the arm leaves the
-    picture (the mask's pixels on the border). None when the mask is no hand shape (almost
-    all of the picture, as for a fine-tune's own samples, or nearly empty).
-    """
-    ys, xs = np.nonzero(mask)
-    if not 0.02 < len(xs) / mask.size < 0.9:
-        return None
-    p = np.stack([xs, ys], 1).astype(np.float64)
-    c = p.mean(axis=0)
-    d = np.linalg.eigh(np.cov((p - c).T))[1][:, 1]
-    side = mask.shape[0] - 1
-    edge = (xs <= 1) | (ys <= 1) | (xs >= side - 1) | (ys >= side - 1)
-    if edge.any() and d @ (c - p[edge].mean(axis=0)) < 0:
-        d = -d
-    return c, d, float(((p - c) @ d).max())
-
-
-def squeeze_maps(
-    c: np.ndarray, d: np.ndarray, reach: float, k: float, size: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """cv2.remap maps that narrow the picture across the axis (``c``, ``d``) by up to ``k``.
-
-    Nothing moves along the axis; across it, distances shrink by ``k`` at ``reach`` and beyond,
-    by nothing before SQUEEZE_START of the way there.
-    """
-    n = np.array([-d[1], d[0]])
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    px, py = xs - c[0], ys - c[1]
-    u, v = px * d[0] + py * d[1], px * n[0] + py * n[1]
-    start = SQUEEZE_START * reach
-    f = 1.0 - k * np.clip((u - start) / max(reach - start, 1.0), 0.0, 1.0)
-    v = v / f  # the source lies further out: the output is narrower
-    mx = c[0] + u * d[0] + v * n[0]
-    my = c[1] + u * d[1] + v * n[1]
-    return mx.astype(np.float32), my.astype(np.float32)
 
 
 def training_dataset(x, y, masks, bank, s, epochs: int):

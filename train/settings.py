@@ -21,19 +21,19 @@ RECIPES: dict[str, dict] = {
         epochs=150, batch_size=26, learning_rate=0.002, schedule="cosine",
         flip=True, rotation=25.0, zoom=0.3, shift=0.1, photometric=0.5,
         background_p=0.35, outliers=6, small_hands=2, label_smoothing=0.05, val_shifts=3,
-        weight_init="he_normal", mirror_average=True, squeeze=0.0,
+        weight_init="he_normal", mirror_average=True,
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
         flip=True, rotation=0.0, zoom=0.0, shift=0.1, photometric=0.0,
         background_p=0.0, outliers=0, small_hands=0, label_smoothing=0.0, val_shifts=0,
-        weight_init="glorot_uniform", mirror_average=False, squeeze=0.0,
+        weight_init="glorot_uniform", mirror_average=False,
     ),
     "notebook": dict(
         epochs=40, batch_size=1, learning_rate=0.001, schedule="constant",
         flip=False, rotation=0.0, zoom=0.0, shift=0.0, photometric=0.0,
         background_p=0.0, outliers=0, small_hands=0, label_smoothing=0.0, val_shifts=0,
-        weight_init="glorot_uniform", mirror_average=False, squeeze=0.0,
+        weight_init="glorot_uniform", mirror_average=False,
     ),
 }  # fmt: skip
 _RECIPE = "; when omitted, the recipe's"
@@ -76,11 +76,6 @@ class TrainSettings:
         None,
         help="how many of the hand-free images per batch hold a hand shrunk to a fifth to two "
         "fifths of the picture (also trained to a uniform output)" + _RECIPE,
-    )
-    squeeze: float | None = opt(
-        None,
-        help="largest finger squeeze: the hand narrowed across its axis towards the fingertips, "
-        "by up to this fraction, 0 = off" + _RECIPE,
     )
     label_smoothing: float | None = opt(None, help="cross-entropy label smoothing" + _RECIPE)
     val_shifts: int | None = opt(
@@ -136,8 +131,7 @@ class TrainSettings:
             if value is not None and value < 1:
                 raise SettingError(name, value, "must be at least 1")
         for name in (
-            "rotation", "zoom", "photometric", "outliers", "small_hands", "label_smoothing",
-            "squeeze",
+            "rotation", "zoom", "photometric", "outliers", "small_hands", "label_smoothing"
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -171,8 +165,7 @@ class TrainSettings:
     def augment(self) -> bool:
         """Whether training images are transformed at all (False: the notebook's plain data)."""
         r = self.resolved()
-        strengths = (r.rotation, r.zoom, r.shift, r.photometric, r.background_p, r.squeeze)
-        return bool(r.flip or any(strengths))
+        return bool(r.flip or r.rotation or r.zoom or r.shift or r.photometric or r.background_p)
 
     def to_dict(self) -> dict:
         d = asdict(self.resolved())
