@@ -39,7 +39,7 @@ from runtime.manifest import (
     Validation,
 )
 from runtime.preprocess import to_model_input
-from train.model import is_mirror_averaged
+from train.model import averaged_turn, is_mirror_averaged
 
 # Recorded in the manifest: what made and checked the files.
 EXPORT_LIBRARIES = (
@@ -88,9 +88,9 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     model = load_keras(model_path, settings.verbose)
     labels = _labels(model_path, ds)
 
-    mirror = is_mirror_averaged(model)
-    views = ", mirror-averaged: two passes per prediction" if mirror else ""
-    print(f"model: {model_path} ({model.count_params():,} parameters{views})")
+    views = KerasModel(mirror_average=is_mirror_averaged(model), turn_average=averaged_turn(model))
+    described = f", {views.describe_views()}" if views.mirror_average else ""
+    print(f"model: {model_path} ({model.count_params():,} parameters{described})")
     print(f"data: {ds.describe()}; validating on {len(test)} test images")
     if calibration is not None:
         print(
@@ -123,7 +123,10 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     report = ExportReport(out, keras_acc, len(test), results, time.perf_counter() - t_start)
     print()
     print(format_table(report))
-    manifest = _manifest(report, settings, model_path, mirror, labels, ds, test, calibration)
+    keras_model = dataclasses.replace(
+        views, path=model_path, accuracy=round(report.keras_accuracy, 6)
+    )
+    manifest = _manifest(report, settings, keras_model, labels, ds, test, calibration)
     manifest = dataclasses.replace(manifest, provenance=provenance)
     no_sign, search = manifest.no_sign, manifest.hand_search
     print(f"no sign: min confidence {no_sign.min_confidence:g}; {no_sign.source}")
@@ -334,8 +337,7 @@ def _validate(
 def _manifest(
     report: ExportReport,
     settings: ExportSettings,
-    model_path: Path,
-    mirror: bool,
+    keras_model: KerasModel,
     labels: list[str],
     ds: Dataset,
     test: Split,
@@ -345,8 +347,9 @@ def _manifest(
         path=report.out / MANIFEST_NAME,
         labels=labels,
         models=report.results,
-        **calibrations(model_path),  # no_sign and hand_search, from the model's metrics.json
-        keras=KerasModel(model_path, round(report.keras_accuracy, 6), mirror),
+        # no_sign and hand_search, from the model's metrics.json
+        **calibrations(keras_model.path),
+        keras=keras_model,
         validation=Validation(str(ds.root.resolve()), "test", len(test), settings.max_drop),
         calibration=None
         if calibration is None

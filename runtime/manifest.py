@@ -14,7 +14,8 @@ Schema (``schema_version`` :data:`SCHEMA_VERSION`); every key is a field of the 
   (calibrated at training time, or the runtime default, and which of the two).
 - ``hand_search``: :class:`SearchThreshold`, the ``--find-hand`` threshold the runtime uses
   without ``--search-threshold`` (likewise; optional: missing, it is the runtime's constant).
-- ``keras``: :class:`KerasModel` (path relative to the manifest, test accuracy).
+- ``keras``: :class:`KerasModel` (path relative to the manifest, test accuracy, the views each
+  prediction averages).
 - ``validation``: :class:`Validation` (the data the gate ran on, the accuracy-drop limit).
 - ``calibration``: :class:`Calibration` or null (no int8 format exported).
 - ``models``: list of :class:`ModelEntry`, one per requested format, export-failed ones included
@@ -111,6 +112,21 @@ class KerasModel:
     # The model averages its output on the image and on the mirror image: two passes of the
     # network per prediction, in every exported file (optional: missing, it is a single pass).
     mirror_average: bool = False
+    # With the mirror average, also both views turned by + and - this many degrees: six passes
+    # (optional: missing, no turned views).
+    turn_average: float = 0.0
+
+    @property
+    def passes(self) -> int:
+        """Passes of the network per prediction."""
+        return (2 if self.mirror_average else 1) * (3 if self.turn_average else 1)
+
+    def describe_views(self) -> str:
+        """How a prediction averages views, for start-up lines ("" for a single pass)."""
+        if not self.mirror_average:
+            return ""
+        turned = f" and turned +-{self.turn_average:g} deg" if self.turn_average else ""
+        return f"mirror-averaged{turned}: {self.passes} passes per prediction"
 
 
 @dataclass(frozen=True)

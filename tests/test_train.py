@@ -72,6 +72,71 @@ def test_model_matches_the_notebook():
     ]
 
 
+def test_turn_taps_turn_like_opencv():
+    """The graph's bilinear turn is OpenCV's warpAffine (edges replicated), up to its 1/32-pixel
+    fixed-point weights."""
+    import cv2
+
+    from train.model import turn_taps
+
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), 2.0)  # a smooth picture, as photos are
+    for turn in (15.0, -15.0, 7.5):
+        index, weight = turn_taps(turn)
+        ours = (image.reshape(-1, 3)[index] * weight[..., None]).sum(0).reshape(64, 64, 3)
+        m = cv2.getRotationMatrix2D((31.5, 31.5), turn, 1.0)
+        theirs = cv2.warpAffine(image, m, (64, 64), borderMode=cv2.BORDER_REPLICATE)
+        assert np.abs(ours - theirs).max() < 1.0 and np.abs(ours - theirs).mean() < 0.1
+        assert np.allclose(weight.sum(0), 1.0) and index.min() >= 0 and index.max() < 64 * 64
+    index, weight = turn_taps(0.0)
+    assert np.array_equal(index[0], np.arange(64 * 64)) and np.allclose(weight[0], 1.0)
+
+
+@pytest.mark.slow  # imports TensorFlow (10-20 s)
+def test_turned_views_average_six_passes_and_survive_saving(tmp_path: Path):
+    import keras
+
+    from train.model import (
+        averaged_turn,
+        build_model,
+        is_mirror_averaged,
+        mirror_averaged,
+        plain_network,
+        turn_taps,
+    )
+    from train.settings import TrainSettings
+
+    assert TrainSettings().resolved().turn_average == 15.0  # the default recipe
+    keras.utils.set_random_seed(0)
+    net = build_model(init="he_normal")
+    six = mirror_averaged(net, 15.0)
+    assert six.count_params() == 82_102 and is_mirror_averaged(six)
+    assert averaged_turn(six) == 15.0 and averaged_turn(mirror_averaged(net)) == 0.0
+    x = np.random.default_rng(0).random((5, 64, 64, 3), np.float32)
+    x[:, :, :32] *= 0.2
+
+    def turned(images: np.ndarray, turn: float) -> np.ndarray:
+        index, weight = turn_taps(turn)
+        flat = images.reshape(len(images), -1, 3)[:, index] * weight[None, ..., None]
+        return flat.sum(1).reshape(images.shape)
+
+    views = [turned(v, t) for v in (x, x[:, :, ::-1]) for t in (0.0, 15.0, -15.0)]
+    expected = np.mean([net.predict(v, verbose=0) for v in views], axis=0)
+    np.testing.assert_allclose(six.predict(x, verbose=0), expected, atol=1e-5)
+    # The six views of a mirror image are the six views of the image.
+    np.testing.assert_allclose(
+        six.predict(x[:, :, ::-1].copy(), verbose=0), six.predict(x, verbose=0), atol=1e-6
+    )
+    np.testing.assert_array_equal(
+        plain_network(six).predict(x, verbose=0), net.predict(x, verbose=0)
+    )
+    path = tmp_path / "m.keras"
+    six.save(path)
+    loaded = keras.models.load_model(path)  # safe mode: no Lambda layer, no custom class
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
+    assert averaged_turn(loaded) == 15.0 and loaded.count_params() == 82_102
+
+
 @pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_mirror_average_shares_the_weights_and_survives_saving(tmp_path: Path):
     import keras

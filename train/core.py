@@ -106,7 +106,7 @@ def _run(s: TrainSettings, callbacks: Sequence[Any]) -> dict:
     fit_seconds = time.perf_counter() - t0
     if s.mirror_average:
         # After the checkpoint choice: the plain network is what fit trained and chose.
-        model = mirror_averaged(model)
+        model = mirror_averaged(model, s.turn_average)
         model.compile(loss=loss, metrics=["accuracy"])  # for evaluate: the same loss
 
     metrics = {

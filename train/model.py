@@ -5,15 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     import keras
 
-from runtime.preprocess import INPUT_SHAPE, NUM_CLASSES
+from runtime.preprocess import IMAGE_SIZE, INPUT_SHAPE, NUM_CLASSES
 
 # Initial weights of the ReLU layers: "glorot_uniform" is Keras's default and the notebook's;
 # "he_normal" keeps the activations' scale through ReLU layers. The softmax layer stays Glorot.
 INITS = ("he_normal", "glorot_uniform")
 MIRROR_LAYER = "mirror_average"  # the last layer of a mirror-averaged model
+# With turned views, that layer's name ends in this and the turn in degrees: the saved model
+# says how it averages, with no file beside it.
+TURN_TAG = "_turn"
 
 
 def build_model(
@@ -53,33 +58,90 @@ def build_model(
     return keras.Model(inputs, outputs, name="signs_cnn")
 
 
-def mirror_averaged(model: keras.Model) -> keras.Model:
-    """``model`` run on the image and on its mirror image, the two outputs averaged.
+def mirror_averaged(model: keras.Model, turn: float = 0.0) -> keras.Model:
+    """``model`` run on the image and on its mirror image, the outputs averaged; with ``turn``,
+    also on both turned by +``turn`` and -``turn`` degrees (six views).
 
-    The layers are shared, not copied: the same 82,102 weights, two passes per prediction. A
-    mirrored hand shows the same count, and a network trained with random flips still errs
-    differently on the two views, so the average is steadier on hands unlike SIGNS (README,
-    "Training"). The saved and exported model is this one, so every format, the runtime and
-    the export gate see exactly what was measured.
+    The layers are shared, not copied: the same 82,102 weights, two or six passes per
+    prediction. A mirrored or slightly turned hand shows the same count, and a network trained
+    with random flips and turns still errs differently on each view, so the average is steadier
+    on hands unlike SIGNS (README, "Training"). The turn is part of the graph (one Gather, a
+    multiply and a sum: :func:`turn_taps`), so every exported format computes it and the
+    runtime, the export gate and the arm64 check see exactly what was measured.
 
     Args:
         model: a single-input chain of layers (:func:`build_model`'s network).
+        turn: degrees; 0 for the mirror alone.
     """
     import keras
 
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    views = [_through(model, x)[0] for x in (inputs, keras.ops.flip(inputs, axis=2))]
-    return keras.Model(inputs, keras.layers.Average(name=MIRROR_LAYER)(views), name=model.name)
+    mirror = keras.ops.flip(inputs, axis=2)
+    views = [inputs, mirror]
+    name = MIRROR_LAYER
+    if turn:
+        # One table serves both directions: the mirror of a turned mirror image is the image
+        # turned the other way.
+        turned = [_turned(v, turn) for v in (inputs, mirror)]
+        views += turned + [keras.ops.flip(v, axis=2) for v in turned]
+        name = f"{MIRROR_LAYER}{TURN_TAG}{turn:g}"
+    outputs = [_through(model, v)[0] for v in views]
+    return keras.Model(inputs, keras.layers.Average(name=name)(outputs), name=model.name)
+
+
+def turn_taps(turn: float, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear turn of a ``size`` x ``size`` image by ``turn`` degrees (counter-clockwise, about
+    its centre, edges replicated, as OpenCV's warpAffine): for every output pixel the flat
+    indices of its 4 source pixels, (4, size * size) int32, and their weights, float32."""
+    import cv2
+
+    c = (size - 1) / 2
+    m = cv2.invertAffineTransform(cv2.getRotationMatrix2D((c, c), turn, 1.0))
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    sx = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    sy = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    x0, y0 = np.floor(sx), np.floor(sy)
+    fx, fy = sx - x0, sy - y0
+    index, weight = [], []
+    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy),
+                      (1, 1, fx * fy)):  # fmt: skip
+        x = np.clip(x0 + dx, 0, size - 1)
+        y = np.clip(y0 + dy, 0, size - 1)
+        index.append((y * size + x).ravel())
+        weight.append(w.ravel())
+    return np.array(index, np.int32), np.array(weight, np.float32)
+
+
+def _turned(x: Any, turn: float) -> Any:
+    import keras
+
+    index, weight = turn_taps(turn)
+    n = IMAGE_SIZE * IMAGE_SIZE
+    taps = keras.ops.take(keras.ops.reshape(x, (-1, n, 3)), index, axis=1)  # (B, 4, n, 3)
+    out = keras.ops.sum(taps * weight[None, :, :, None], axis=1)
+    return keras.ops.reshape(out, (-1, *INPUT_SHAPE))
+
+
+def _average_layer(model: keras.Model):
+    return next((layer for layer in model.layers if layer.name.startswith(MIRROR_LAYER)), None)
 
 
 def is_mirror_averaged(model: keras.Model) -> bool:
     """Whether ``model`` came from :func:`mirror_averaged`."""
-    return any(layer.name == MIRROR_LAYER for layer in model.layers)
+    return _average_layer(model) is not None
+
+
+def averaged_turn(model: keras.Model) -> float:
+    """The turn, in degrees, of :func:`mirror_averaged`'s turned views; 0 without them."""
+    layer = _average_layer(model)
+    if layer is None or TURN_TAG not in layer.name:
+        return 0.0
+    return float(layer.name.rsplit(TURN_TAG, 1)[1])
 
 
 def _chain(model: keras.Model) -> list:
-    """The network's layers in order, without the input and the mirror average."""
-    return [layer for layer in model.layers[1:] if layer.name != MIRROR_LAYER]
+    """The network's layers in order, without the input and the average."""
+    return [layer for layer in model.layers[1:] if not layer.name.startswith(MIRROR_LAYER)]
 
 
 def _through(

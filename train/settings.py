@@ -21,19 +21,19 @@ RECIPES: dict[str, dict] = {
         epochs=150, batch_size=26, learning_rate=0.002, schedule="cosine",
         flip=True, rotation=25.0, zoom=0.3, shift=0.1, photometric=0.5,
         background_p=0.35, outliers=6, small_hands=2, label_smoothing=0.05, val_shifts=3,
-        weight_init="he_normal", mirror_average=True,
+        weight_init="he_normal", mirror_average=True, turn_average=15.0,
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
         flip=True, rotation=0.0, zoom=0.0, shift=0.1, photometric=0.0,
         background_p=0.0, outliers=0, small_hands=0, label_smoothing=0.0, val_shifts=0,
-        weight_init="glorot_uniform", mirror_average=False,
+        weight_init="glorot_uniform", mirror_average=False, turn_average=0.0,
     ),
     "notebook": dict(
         epochs=40, batch_size=1, learning_rate=0.001, schedule="constant",
         flip=False, rotation=0.0, zoom=0.0, shift=0.0, photometric=0.0,
         background_p=0.0, outliers=0, small_hands=0, label_smoothing=0.0, val_shifts=0,
-        weight_init="glorot_uniform", mirror_average=False,
+        weight_init="glorot_uniform", mirror_average=False, turn_average=0.0,
     ),
 }  # fmt: skip
 _RECIPE = "; when omitted, the recipe's"
@@ -88,6 +88,11 @@ class TrainSettings:
         None,
         help="save the model as the average of its outputs on the image and its mirror image "
         "(the same weights, two passes)" + _RECIPE,
+    )
+    turn_average: float | None = opt(
+        None,
+        help="with --mirror-average, also average over both views turned by +TURN_AVERAGE and "
+        "-TURN_AVERAGE degrees (six passes), 0 = off" + _RECIPE,
     )
     ema: bool = False  # an exponential moving average of the weights (measured: no gain, README)
     background_bank: int = 3000  # backgrounds precomputed once per run (seeded)
@@ -150,14 +155,21 @@ class TrainSettings:
             if not 0 < getattr(self, name) < 1:
                 raise SettingError(name, getattr(self, name), "must be between 0 and 1")
         r = self.resolved()
+        if not 0 <= r.turn_average < 90:
+            raise SettingError("turn_average", r.turn_average, "must be in [0, 90)")
+        if r.turn_average and not r.mirror_average:
+            raise SettingError("turn_average", r.turn_average, "needs mirror_average")
         if r.outliers >= r.batch_size:
             raise SettingError("outliers", r.outliers, f"must be below batch_size {r.batch_size}")
         if r.small_hands > r.outliers:
             raise SettingError("small_hands", r.small_hands, f"must be <= outliers {r.outliers}")
 
     def resolved(self) -> TrainSettings:
-        """A copy with every None field filled from the recipe."""
-        base = RECIPES[self.recipe]
+        """A copy with every None field filled from the recipe (the recipe's turned views only
+        with the mirror average: ``--no-mirror-average`` alone saves the plain network)."""
+        base = dict(RECIPES[self.recipe])
+        if self.mirror_average is False:
+            base["turn_average"] = 0.0
         unset = [f.name for f in fields(self) if getattr(self, f.name) is None and f.name in base]
         return replace(self, **{name: base[name] for name in unset}) if unset else self
 
