@@ -134,6 +134,24 @@ def test_int8_outputs_may_move_one_step_but_not_two() -> None:
     assert not check.ok and check.differing == 1
 
 
+def test_one_step_of_a_non_power_of_two_scale_is_one_step() -> None:
+    """A [0, 1] int8 output quantized with scale 1/255: one step apart, dequantized in float32,
+    is within a tolerance of one step, and two steps are not."""
+    from benchmarks.arm64.compare import tolerance
+    from benchmarks.arm64.settings import Arm64Settings
+
+    info = {"output": {"dtype": "int8", "scale": 1 / 255}}
+    kind, tol, step = tolerance(None, info, Arm64Settings(int8_steps=1))
+    assert kind == "int8" and step == 1 / 255
+    q = np.arange(-128, 128, dtype=np.int32)
+    native = ((q[:, None] + 128) * np.float32(1 / 255)).astype(np.float32)
+    moved = ((q[:, None] + 129) * np.float32(1 / 255)).astype(np.float32)
+    names = [str(i) for i in range(len(q))]
+    assert np.abs(moved - native).max() > step  # float32 rounding: a hair over one scale
+    assert compare_probs("x", native, moved, names, tol).ok
+    assert not compare_probs("x", native, moved + np.float32(1 / 255), names, tol).ok
+
+
 def test_a_label_change_fails_even_within_tolerance() -> None:
     native = np.array([[0.5, 0.5 - 1e-6, 0, 0, 0, 0]], dtype=np.float32)
     emulated = np.array([[0.5 - 1e-6, 0.5, 0, 0, 0, 0]], dtype=np.float32)

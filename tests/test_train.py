@@ -106,7 +106,8 @@ def test_turned_views_average_six_passes_and_survive_saving(tmp_path: Path):
     )
     from train.settings import TrainSettings
 
-    assert TrainSettings().resolved().turn_average == 15.0  # the default recipe
+    assert TrainSettings().resolved().turn_average == 0.0  # opt-in: the int8 file's 100 KB
+    assert TrainSettings(turn_average=15.0).resolved().turn_average == 15.0
     keras.utils.set_random_seed(0)
     net = build_model(init="he_normal")
     six = mirror_averaged(net, 15.0)

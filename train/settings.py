@@ -21,7 +21,7 @@ RECIPES: dict[str, dict] = {
         epochs=150, batch_size=26, learning_rate=0.002, schedule="cosine",
         flip=True, rotation=25.0, zoom=0.3, shift=0.1, photometric=0.5,
         background_p=0.35, outliers=6, small_hands=2, label_smoothing=0.05, val_shifts=3,
-        weight_init="he_normal", mirror_average=True, turn_average=15.0,
+        weight_init="he_normal", mirror_average=True, turn_average=0.0,
     ),
     "flips": dict(
         epochs=40, batch_size=8, learning_rate=0.001, schedule="constant",
