@@ -13,14 +13,21 @@ import pytest
 from runtime.dataset import load_dataset
 from tests.conftest import FIXTURE_EPOCHS
 from tests.helpers import assert_user_error, run_module
+from train.model import (  # NumPy only: Keras is imported inside its functions
+    activation_model,
+    averaged_turn,
+    build_model,
+    is_mirror_averaged,
+    mirror_averaged,
+    plain_network,
+    turn_taps,
+)
+from train.settings import TrainSettings
 
 
 @pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_weight_init_changes_the_start_not_the_network():
     import keras
-
-    from train.model import build_model
-    from train.settings import TrainSettings
 
     assert TrainSettings().resolved().weight_init == "he_normal"  # the default recipe
     assert TrainSettings(recipe="notebook").resolved().weight_init == "glorot_uniform"
@@ -43,7 +50,6 @@ def test_weight_init_changes_the_start_not_the_network():
 
 @pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_model_matches_the_notebook():
-    from train.model import activation_model, build_model
 
     model = build_model()
     shapes = [tuple(layer.output.shape[1:]) for layer in model.layers[1:]]
@@ -75,10 +81,6 @@ def test_model_matches_the_notebook():
 def test_turn_taps_turn_like_opencv():
     """The graph's bilinear turn is OpenCV's warpAffine (edges replicated), up to its 1/32-pixel
     fixed-point weights."""
-    import cv2
-
-    from train.model import turn_taps
-
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.float32)
     image = cv2.GaussianBlur(image, (0, 0), 2.0)  # a smooth picture, as photos are
     for turn in (15.0, -15.0, 7.5):
@@ -95,16 +97,6 @@ def test_turn_taps_turn_like_opencv():
 @pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_turned_views_average_six_passes_and_survive_saving(tmp_path: Path):
     import keras
-
-    from train.model import (
-        averaged_turn,
-        build_model,
-        is_mirror_averaged,
-        mirror_averaged,
-        plain_network,
-        turn_taps,
-    )
-    from train.settings import TrainSettings
 
     assert TrainSettings().resolved().turn_average == 0.0  # opt-in: the int8 file's 100 KB
     assert TrainSettings(turn_average=15.0).resolved().turn_average == 15.0
@@ -141,15 +133,6 @@ def test_turned_views_average_six_passes_and_survive_saving(tmp_path: Path):
 @pytest.mark.slow  # imports TensorFlow (10-20 s)
 def test_mirror_average_shares_the_weights_and_survives_saving(tmp_path: Path):
     import keras
-
-    from train.model import (
-        activation_model,
-        build_model,
-        is_mirror_averaged,
-        mirror_averaged,
-        plain_network,
-    )
-    from train.settings import TrainSettings
 
     assert TrainSettings().resolved().mirror_average  # the default recipe
     assert not TrainSettings(recipe="notebook").resolved().mirror_average
