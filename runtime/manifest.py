@@ -125,8 +125,9 @@ class KerasModel:
         """How a prediction averages views, for start-up lines ("" for a single pass)."""
         if not self.mirror_average:
             return ""
-        turned = f" and turned +-{self.turn_average:g} deg" if self.turn_average else ""
-        return f"mirror-averaged{turned}: {self.passes} passes per prediction"
+        if not self.turn_average:
+            return "mirror-averaged"
+        return f"mirror-averaged and turned +-{self.turn_average:g} deg, {self.passes} passes"
 
 
 @dataclass(frozen=True)
