@@ -150,6 +150,13 @@ def test_one_step_of_a_non_power_of_two_scale_is_one_step() -> None:
     assert np.abs(moved - native).max() > step  # float32 rounding: a hair over one scale
     assert compare_probs("x", native, moved, names, tol).ok
     assert not compare_probs("x", native, moved + np.float32(1 / 255), names, tol).ok
+    # A QDQ model's float output: two steps of its ~1/255 scale are two steps (measured on the
+    # six-view onnx-int8 under the emulated Cortex-A72: 0.00783).
+    qdq = ModelEntry("onnx-int8", Path("m.onnx"), Status.PASSED, Quantization.INT8)
+    floats = {"output": {"dtype": "float32", "scale": 0.0}}
+    kind, two, _ = tolerance(qdq, floats, Arm64Settings(int8_steps=2))
+    assert kind == "quantized" and 0.00783 < two < 3 / 255
+    assert tolerance(qdq, floats, Arm64Settings(int8_steps=1))[1] < 0.00783
 
 
 def test_a_label_change_fails_even_within_tolerance() -> None:
