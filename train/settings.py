@@ -158,7 +158,7 @@ class TrainSettings:
         if not 0 <= r.turn_average < 90:
             raise SettingError("turn_average", r.turn_average, "must be in [0, 90)")
         if r.turn_average and not r.mirror_average:
-            raise SettingError("turn_average", r.turn_average, "needs mirror_average")
+            raise SettingError("turn_average", r.turn_average, "needs --mirror-average")
         if r.outliers >= r.batch_size:
             raise SettingError("outliers", r.outliers, f"must be below batch_size {r.batch_size}")
         if r.small_hands > r.outliers:
