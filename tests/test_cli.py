@@ -112,6 +112,8 @@ def test_documented_flag_spellings_and_meanings() -> None:
         (BenchSettings, {"iterations": 0}, "iterations"),
         (Arm64Settings, {"frames": 0}, "frames"),
         (Arm64Settings, {"int8_steps": -1}, "int8_steps"),
+        (TrainSettings, {"turn_average": 90.0}, "turn_average"),
+        (TrainSettings, {"turn_average": 15.0, "mirror_average": False}, "turn_average"),
     ],
 )
 def test_bad_settings_name_the_setting(cls: type, kwargs: dict, setting: str) -> None:
