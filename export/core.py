@@ -90,7 +90,6 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
 
     views = KerasModel(mirror_average=is_mirror_averaged(model), turn_average=averaged_turn(model))
     described = f", {views.describe_views()}" if views.mirror_average else ""
-    described += f"; {views.passes} passes per prediction" if views.passes > 1 else ""
     print(f"model: {model_path} ({model.count_params():,} parameters{described})")
     print(f"data: {ds.describe()}; validating on {len(test)} test images")
     if calibration is not None:

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.arm64.compare import compare_logs, compare_probs
+from benchmarks.arm64.compare import compare_logs, compare_probs, tolerance
 from benchmarks.arm64.rootfs import QEMU_NAMES, cache_key
-from benchmarks.arm64.settings import CPUS
+from benchmarks.arm64.settings import CPUS, Arm64Settings
 from runtime.dataset import DEFAULT_LABELS
 from runtime.manifest import MANIFEST_NAME, Manifest, ModelEntry, NoSign, Quantization, Status
 from tests.helpers import assert_user_error, run_module
@@ -137,9 +137,6 @@ def test_int8_outputs_may_move_one_step_but_not_two() -> None:
 def test_one_step_of_a_non_power_of_two_scale_is_one_step() -> None:
     """A [0, 1] int8 output quantized with scale 1/255: one step apart, dequantized in float32,
     is within a tolerance of one step, and two steps are not."""
-    from benchmarks.arm64.compare import tolerance
-    from benchmarks.arm64.settings import Arm64Settings
-
     info = {"output": {"dtype": "int8", "scale": 1 / 255}}
     kind, tol, step = tolerance(None, info, Arm64Settings(int8_steps=1))
     assert kind == "int8" and step == 1 / 255

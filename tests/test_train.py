@@ -78,6 +78,13 @@ def test_model_matches_the_notebook():
     ]
 
 
+def _turned(images: np.ndarray, turn: float) -> np.ndarray:
+    """(N, 64, 64, 3) images turned through :func:`turn_taps`'s table, in NumPy."""
+    index, weight = turn_taps(turn)
+    flat = images.reshape(len(images), -1, 3)[:, index] * weight[None, ..., None]
+    return flat.sum(1).reshape(images.shape)
+
+
 def test_turn_taps_turn_like_opencv():
     """The graph's bilinear turn is OpenCV's warpAffine (edges replicated), up to its 1/32-pixel
     fixed-point weights."""
@@ -85,7 +92,7 @@ def test_turn_taps_turn_like_opencv():
     image = cv2.GaussianBlur(image, (0, 0), 2.0)  # a smooth picture, as photos are
     for turn in (15.0, -15.0, 7.5):
         index, weight = turn_taps(turn)
-        ours = (image.reshape(-1, 3)[index] * weight[..., None]).sum(0).reshape(64, 64, 3)
+        ours = _turned(image[None], turn)[0]
         m = cv2.getRotationMatrix2D((31.5, 31.5), turn, 1.0)
         theirs = cv2.warpAffine(image, m, (64, 64), borderMode=cv2.BORDER_REPLICATE)
         assert np.abs(ours - theirs).max() < 1.0 and np.abs(ours - theirs).mean() < 0.1
@@ -107,13 +114,7 @@ def test_turned_views_average_six_passes_and_survive_saving(tmp_path: Path):
     assert averaged_turn(six) == 15.0 and averaged_turn(mirror_averaged(net)) == 0.0
     x = np.random.default_rng(0).random((5, 64, 64, 3), np.float32)
     x[:, :, :32] *= 0.2
-
-    def turned(images: np.ndarray, turn: float) -> np.ndarray:
-        index, weight = turn_taps(turn)
-        flat = images.reshape(len(images), -1, 3)[:, index] * weight[None, ..., None]
-        return flat.sum(1).reshape(images.shape)
-
-    views = [turned(v, t) for v in (x, x[:, :, ::-1]) for t in (0.0, 15.0, -15.0)]
+    views = [_turned(v, t) for v in (x, x[:, :, ::-1]) for t in (0.0, 15.0, -15.0)]
     expected = np.mean([net.predict(v, verbose=0) for v in views], axis=0)
     np.testing.assert_allclose(six.predict(x, verbose=0), expected, atol=1e-5)
     # The six views of a mirror image are the six views of the image.
