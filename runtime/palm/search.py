@@ -9,7 +9,8 @@ quartiles 2.64-3.19) and its centre lies :data:`CROP_SHIFT` palm sides from the 
 towards the fingers (median 0.51; sideways -0.04). Because one square is a guess, the network
 reads :data:`OFFSETS` x :data:`SCALES` squares around it (15, two batched calls) and the most
 confident reading wins: on the val scenes that read 0.89 of the hands against 0.84 for the
-single square.
+single square. Before the network reads them, each square keeps only the hand, found by the
+palm's colour, and puts it on the SIGNS wall (:mod:`runtime.palm.segment`).
 
 No palm (score below :data:`runtime.palm.detector.MIN_SCORE`) means no hand: the pipeline then
 feeds the uniform distribution and shows "no sign", whatever the classifier would have said.
@@ -24,7 +25,8 @@ import numpy as np
 
 from runtime.backends import Backend
 from runtime.handsearch import Found, predict_batched, smoothed_box
-from runtime.palm.detector import MIN_SCORE, PalmDetector
+from runtime.palm.detector import MIN_SCORE, Palm, PalmDetector
+from runtime.palm.segment import CHROMA_SAMPLE, hand_masks, on_wall
 from runtime.preprocess import IMAGE_SIZE, NUM_CLASSES, area_resize
 
 CROP_SCALE = 2.84  # the hand's square, in palm sides (val scenes' median)
@@ -56,7 +58,8 @@ class PalmSearch:
     def describe(self) -> str:
         return (
             f"palm detector {self.detector.path.name} ({self.detector.runtime}), score >= "
-            f"{self.min_score:g}, then {len(OFFSETS) * len(SCALES)} squares around the hand"
+            f"{self.min_score:g}, then {len(OFFSETS) * len(SCALES)} squares around the hand, "
+            "the hand kept by its palm's colour and put on the SIGNS wall"
         )
 
     def reset(self) -> None:
@@ -77,6 +80,17 @@ class PalmSearch:
                 out.append((x, y, side))
         return np.array(out, np.int64)
 
+    @staticmethod
+    def hand_on_wall(crops: np.ndarray, boxes: np.ndarray, palm: Palm) -> np.ndarray:
+        """The crops with everything but the hand replaced by the SIGNS wall
+        (:mod:`runtime.palm.segment`); ``boxes`` are the crops' squares in frame pixels."""
+        per_px = IMAGE_SIZE / boxes[:, 2].astype(np.float64)  # crop pixels per frame pixel
+        centres = (np.asarray(palm.centre) - boxes[:, :2]) * per_px[:, None]
+        # The palm's colour comes from the first guess's square (no offset, the middle size).
+        first = len(SCALES) // 2
+        radius = CHROMA_SAMPLE * palm.side * per_px[first]
+        return on_wall(crops, hand_masks(crops, centres, radius, sample_from=first))
+
     def find(self, frame_bgr: np.ndarray) -> Found:
         t0 = time.perf_counter_ns()
         palm = self.detector.detect(frame_bgr)
@@ -92,7 +106,7 @@ class PalmSearch:
         rgb = [
             cv2.cvtColor(frame_bgr[y : y + s, x : x + s], cv2.COLOR_BGR2RGB) for x, y, s in boxes
         ]
-        batch = np.stack([area_resize(sq) for sq in rgb])
+        batch = self.hand_on_wall(np.stack([area_resize(sq) for sq in rgb]), boxes, palm)
         t1 = time.perf_counter_ns()
         probs = predict_batched(self.backend, batch)
         best = int(probs.max(axis=1).argmax())
