@@ -112,7 +112,7 @@ SCAN_FALLS_SHORT = pytest.mark.xfail(
     strict=True, reason="--hand-finder scan: the classifier scan falls short with current models"
 )
 # Neither finder reads 60% of these cluttered scenes right yet (README: the palm finder finds
-# 0.69 of the bench's hands and reads 0.45 of them right, the scan 0.45).
+# 0.69 of the bench's hands, and 0.54-0.58 of all of them are read right; the scan 0.42-0.54).
 NOT_YET = pytest.mark.xfail(
     strict=True, reason="--find-hand: hands on cluttered scenes are not read well enough yet"
 )
