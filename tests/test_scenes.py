@@ -111,10 +111,10 @@ def _hold(pipe, frame: np.ndarray, frames: int = 5):
 SCAN_FALLS_SHORT = pytest.mark.xfail(
     strict=True, reason="--hand-finder scan: the classifier scan falls short with current models"
 )
-# Neither finder reads 60% of these cluttered scenes right yet (README: the palm finder finds
-# 0.69 of the bench's hands, and 0.54-0.58 of all of them are read right; the scan 0.42-0.54).
+# The scan does not box 70% of these cluttered scenes' hands or read 60% of them right yet
+# (README, "Scene bench": 0.42-0.54 of the hands read right).
 NOT_YET = pytest.mark.xfail(
-    strict=True, reason="--find-hand: hands on cluttered scenes are not read well enough yet"
+    strict=True, reason="--hand-finder scan: hands on cluttered scenes are not read well enough yet"
 )
 
 
@@ -178,14 +178,23 @@ def test_placed_hand_on_a_plain_background_is_found_and_read(
     _found_and_read(exported_dir, plain_bench, palm_model, finder)
 
 
+@pytest.fixture(scope="module")
+def clutter_bench(signs_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eighty test-split scenes (seed 11): 40 SIGNS test hands on the test backgrounds, enough
+    that one hand does not decide a 60% bar."""
+    out = tmp_path_factory.mktemp("scenes") / "clutter11"
+    return make_scenes(out, seed=11, count=80, empty=0.5, signs=str(signs_data))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "finder", [pytest.param("palm", marks=NOT_YET), pytest.param("scan", marks=NOT_YET)]
-)
+@pytest.mark.parametrize("finder", ["palm", pytest.param("scan", marks=NOT_YET)])
 def test_placed_hand_on_clutter_is_found_and_read(
-    exported_dir: Path, bench: Path, palm_model: Path, finder: str
+    exported_dir: Path, clutter_bench: Path, palm_model: Path, finder: str
 ) -> None:
-    _found_and_read(exported_dir, bench, palm_model, finder)
+    # The seed-1 model: the palm finder boxes 34 of the 40 hands and reads 27 right (before the
+    # hand was put on the wall: 0.58 of them read right on the first forty scenes); the scan
+    # boxes 24 and reads 21.
+    _found_and_read(exported_dir, clutter_bench, palm_model, finder)
 
 
 @pytest.mark.slow
