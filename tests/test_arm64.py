@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.arm64.compare import compare_logs, compare_probs, tolerance
+from benchmarks.arm64.compare import FIND_HAND, compare_logs, compare_probs, tolerance, verdict
+from benchmarks.arm64.core import PALM_CONFIDENCE_ATOL
 from benchmarks.arm64.rootfs import QEMU_NAMES, cache_key
 from benchmarks.arm64.settings import CPUS, Arm64Settings
 from runtime.dataset import DEFAULT_LABELS
@@ -32,7 +33,9 @@ def _require_qemu() -> None:
         )
 
 
-def test_emulated_cortex_a72_matches_native(exported_dir: Path, signs_data: Path) -> None:
+def test_emulated_cortex_a72_matches_native(
+    exported_dir: Path, signs_data: Path, palm_model: Path
+) -> None:
     _require_qemu()
     proc = run_module(
         "benchmarks.arm64",
@@ -44,6 +47,8 @@ def test_emulated_cortex_a72_matches_native(exported_dir: Path, signs_data: Path
         "cortex-a72",
         "--frames",
         str(FRAMES),
+        "--palm-model",
+        str(palm_model),
         timeout=1800,
     )
     out = proc.stdout
@@ -63,6 +68,13 @@ def test_emulated_cortex_a72_matches_native(exported_dir: Path, signs_data: Path
     webcam = rf"runtime\.webcam --log \(tflite-int8\.tflite, {FRAMES} frames\)(: | labels)"
     assert re.search(webcam, out), out
     assert "emulated:" in out and "says nothing about a Raspberry Pi's speed" in out, out
+    # --find-hand ran on both sides: the palm detector and the hand put on the wall, the same
+    # label on every frame (exit 0), its confidences within the float detector's allowance.
+    palm = (
+        rf"runtime\.webcam --find-hand --log \(tflite-int8\.tflite, {FRAMES} frames\)(: | labels)"
+    )
+    assert re.search(palm, out), out
+    assert "--find-hand confidence max |diff|" in last, last
 
 
 def test_missing_models_is_a_one_line_error(tmp_path: Path, signs_data: Path) -> None:
@@ -170,6 +182,29 @@ def test_webcam_logs_compare_labels_per_frame(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text(header + "0,3,0.9000,9.0\n1,2,0.5000,9.0\n")
     check = compare_logs("log", tmp_path / "a.csv", tmp_path / "b.csv", 1e-4)
     assert not check.ok and check.label_diffs == ["frame 1:  vs 2"]
+
+
+def test_find_hand_confidences_may_move_but_labels_may_not(tmp_path: Path) -> None:
+    """The palm finder's run: its float detector moves a square by a pixel now and then on Arm,
+    so its confidences get an allowance; a label change still fails."""
+    header = "frame,label,confidence\n"
+    (tmp_path / "a.csv").write_text(header + "0,3,0.9000\n1,,0.4000\n")
+    (tmp_path / "b.csv").write_text(header + "0,3,0.8730\n1,,0.4100\n")
+    moved = compare_logs("palm", tmp_path / "a.csv", tmp_path / "b.csv", PALM_CONFIDENCE_ATOL)
+    moved.kind = FIND_HAND
+    assert moved.ok and not moved.identical
+    tolerances = {"quantized": 1 / 255, "float": 1e-5, FIND_HAND: PALM_CONFIDENCE_ATOL}
+    text = verdict([moved], tolerances)
+    assert text.startswith("identical labels") and "--find-hand confidence max |diff| 0.027" in text
+    (tmp_path / "c.csv").write_text(header + "0,5,0.9000\n1,,0.4000\n")
+    flipped = compare_logs("palm", tmp_path / "a.csv", tmp_path / "c.csv", PALM_CONFIDENCE_ATOL)
+    assert not flipped.ok and flipped.label_diffs == ["frame 0: 3 vs 5"]
+
+
+def test_a_missing_palm_detector_is_a_one_line_error(tmp_path: Path, signs_data: Path) -> None:
+    missing = tmp_path / "palm.tflite"
+    proc = run_module("benchmarks.arm64", "--data", str(signs_data), "--palm-model", str(missing))
+    assert_user_error(proc, "--palm-model", str(missing), "no such file")
 
 
 def test_cpuinfo_describes_the_pi_cores() -> None:

@@ -212,13 +212,17 @@ def compare_logs(what: str, native: Path, emulated: Path, tolerance: float) -> C
     return check
 
 
+FIND_HAND = "--find-hand"  # the kind of the palm-finder webcam run's check
+
+
 def verdict(checks: list[Check], tolerances: dict[str, float]) -> str:
     """The summary's verdict for checks that all passed.
 
     "identical" is what the project promises: the same labels, accuracy and confusion matrices
     everywhere, bit-identical int8 outputs, and other outputs within their named tolerances
-    (``tolerances``: kind -> tolerance, for "quantized" and "float"). When an int8 output moved
-    by an allowed step, the verdict says "identical labels" and counts them.
+    (``tolerances``: kind -> tolerance, for "quantized", "float" and :data:`FIND_HAND`). When an
+    int8 output moved by an allowed step, or the palm finder's confidences moved (its detector is
+    a float model), the verdict says "identical labels".
     """
     parts = []
     int8 = [c for c in checks if c.kind.startswith("int8")]
@@ -236,8 +240,14 @@ def verdict(checks: list[Check], tolerances: dict[str, float]) -> str:
         if group:
             worst = max(c.max_diff for c in group)
             parts.append(f"{kind} max |diff| {worst:.2g} <= {tolerances[kind]:.2g}")
+    palm = [c for c in checks if c.kind == FIND_HAND]
+    if palm:
+        worst = max(c.max_diff for c in palm)
+        parts.append(
+            f"{FIND_HAND} confidence max |diff| {worst:.2g} <= {tolerances[FIND_HAND]:.2g}"
+        )
     detail = f" ({', '.join(parts)})" if parts else ""
-    if all(c.identical for c in int8):
+    if all(c.identical for c in int8) and all(c.differing == 0 for c in palm):
         return f"identical{detail}"
     return f"identical labels{detail}"
 

@@ -6,7 +6,9 @@ On each side (native, then each emulated CPU) these run, several at a time:
    decodes them, and every model's raw probabilities on the *native* inputs, per image and per
    frame through :class:`runtime.pipeline.FramePipeline`;
 2. ``python -m runtime.evaluate --model M --data D --json`` for every model;
-3. ``python -m runtime.webcam --model M --source VIDEO --headless --log CSV`` for one model.
+3. ``python -m runtime.webcam --model M --source VIDEO --headless --log CSV`` for one model, and
+   the same with ``--find-hand`` (the palm detector, then the SIGNS network on the hand put on
+   the wall) when the palm detector has been fetched.
 
 Both sides run one snapshot of the project's ``runtime`` package, copied at the start, so an
 edit to the working tree during the run cannot make the two sides run different code.
@@ -44,6 +46,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().with_name("probe.py")
 VIDEO_CODEC = "FFV1"  # lossless, so both sides decode identical pixels
 LOG_ROUNDING = 1e-4  # runtime.webcam --log prints confidences with 4 decimals
+# The --find-hand run's confidences: the palm detector is a float model whose Arm kernels move
+# its palm by hundredths of a pixel (measured: up to 0.07 px in the centre, 0.1 px in the side
+# on 640x480 frames), which moves a square or the wall mask by a pixel now and then, and with
+# them the reading by a few int8 steps (seen: up to 7). The label per frame must still match.
+PALM_CONFIDENCE_ATOL = 0.05
 TIMEOUT = 3600  # seconds for one emulated command; a hung emulator must not hang CI
 
 
@@ -71,6 +78,10 @@ class Side:
     @property
     def log(self) -> Path:
         return self.out / "webcam.csv"
+
+    @property
+    def palm_log(self) -> Path:
+        return self.out / "webcam-find-hand.csv"
 
     def evaluate(self, model: str) -> dict:
         try:
@@ -112,8 +123,10 @@ def _jobs(
     video: Path,
     src: Path,
     reference: Path | None,
+    palm: Path | None,
 ) -> list[Job]:
-    """The commands of one side, longest first. ``reference`` None: this is the native side."""
+    """The commands of one side, longest first. ``reference`` None: this is the native side;
+    ``palm`` None: no ``--find-hand`` run."""
     probe = [str(src / "probe.py"), "--out", str(side.probe)]
     decode = ["--decode", "--data", str(data), "--video", str(video)]
     jobs = []
@@ -126,13 +139,16 @@ def _jobs(
             jobs.append(
                 Job(f"probe {m.name}", [*probe, "--models", str(m), "--reference", str(reference)])
             )
-    jobs.append(
-        Job(
-            "webcam",
-            ["-m", "runtime.webcam", "--model", str(webcam_model), "--source", str(video)]
-            + ["--headless", "--log", str(side.log)],
+    webcam = ["-m", "runtime.webcam", "--model", str(webcam_model), "--source", str(video)]
+    if palm is not None:
+        find_hand = ["--find-hand", "--palm-model", str(palm)]
+        jobs.append(
+            Job(
+                "webcam --find-hand",
+                [*webcam, "--headless", "--log", str(side.palm_log), *find_hand],
+            )
         )
-    )
+    jobs.append(Job("webcam", [*webcam, "--headless", "--log", str(side.log)]))
     for m in models:
         jobs.append(
             Job(
@@ -198,6 +214,7 @@ def _compare(
     webcam_model: Path,
     src: Path,
     settings: Arm64Settings,
+    palm: Path | None,
 ) -> tuple[list[str], list[Check]]:
     """Lines describing every comparison, and every check made."""
     n_dir, e_dir = native.probe, emulated.probe
@@ -259,16 +276,20 @@ def _compare(
 
     webcam_info = _load_json(n_dir / f"{webcam_model.name}.json")
     _, tol, step = compare.tolerance(manifest.entry_for(webcam_model), webcam_info, settings)
-    webcam = compare.compare_logs(
-        f"runtime.webcam --log ({webcam_model.name}, {len(frame_names)} frames)",
-        native.log,
-        emulated.log,
-        tol + LOG_ROUNDING,
-    )
-    webcam.same_word = "labels and confidences identical"
-    webcam.step = step
-    checks.append(webcam)
-    lines.append(f"  {webcam.describe()}")
+    runs = [("runtime.webcam --log", native.log, emulated.log, tol + LOG_ROUNDING, "exact")]
+    if palm is not None:
+        what = "runtime.webcam --find-hand --log"
+        runs.append(
+            (what, native.palm_log, emulated.palm_log, PALM_CONFIDENCE_ATOL, compare.FIND_HAND)
+        )
+    for what, n_log, e_log, atol, kind in runs:
+        webcam = compare.compare_logs(
+            f"{what} ({webcam_model.name}, {len(frame_names)} frames)", n_log, e_log, atol
+        )
+        webcam.same_word = "labels and confidences identical"
+        webcam.step, webcam.kind = step, kind
+        checks.append(webcam)
+        lines.append(f"  {webcam.describe()}")
     return lines, checks
 
 
@@ -295,6 +316,9 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
     data = resolve_data_path(settings.data).resolve()
     split = load_dataset(data).evaluation_split()  # fails fast, with the dataset's own message
     cpus = settings.cpus()
+    palm = settings.palm_path()
+    if palm is None:
+        log("arm64: no palm detector (python -m runtime.palm fetches it): no --find-hand run")
 
     t0 = time.perf_counter()
     userland = ensure_userland(settings.cache_dir(), PROJECT_ROOT, log)
@@ -318,7 +342,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
 
         native = Side("native", work / "native")
         native_env = {**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
-        jobs = _jobs(native, models, webcam_model, data, video, src, None)
+        jobs = _jobs(native, models, webcam_model, data, video, src, None, palm)
         _run_side(native, [sys.executable], native_env, jobs, workers, emulated=False)
         log(f"native: {head} in {native.seconds['total']:.1f} s")
 
@@ -326,9 +350,11 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
         for cpu_name in cpus:
             cpu = CPUS[cpu_name]
             side = Side(cpu_name, work / cpu_name)
-            jobs = _jobs(side, models, webcam_model, data, video, src, native.probe)
+            jobs = _jobs(side, models, webcam_model, data, video, src, native.probe, palm)
             _run_side(side, userland.python(cpu), userland.env(src), jobs, workers, emulated=True)
-            lines, checks = _compare(native, side, manifest, models, webcam_model, src, settings)
+            lines, checks = _compare(
+                native, side, manifest, models, webcam_model, src, settings, palm
+            )
             lines.append(
                 f"  emulated: {len(jobs)} commands in {side.seconds['total']:.0f} s on "
                 f"{workers} cores (qemu timing, says nothing about a Raspberry Pi's speed)"
@@ -343,6 +369,7 @@ def run(settings: Arm64Settings, log: Callable[[str], None] = print) -> dict:
                 tolerances = {
                     "quantized": settings.int8_steps * compare.PROBABILITY_STEP,
                     "float": settings.float_atol,
+                    compare.FIND_HAND: PALM_CONFIDENCE_ATOL,
                 }
                 log(f"arm64 {cpu_name}: {head}: {compare.verdict(checks, tolerances)}")
             results[cpu_name] = {"ok": not failed, "lines": lines, "seconds": side.seconds}

@@ -109,6 +109,11 @@ class Arm64Settings:
         help="8-bit quantization steps the output of a model with int8 compute (tflite-int8, "
         "tflite-dynamic, onnx-int8) may move (x86 vs Arm rounding); labels must match regardless",
     )
+    palm_model: str | None = opt(
+        None,
+        help="palm detector for a second runtime.webcam run with --find-hand; when omitted, the "
+        "one python -m runtime.palm fetched, else that run is skipped",
+    )
     keep: bool = opt(False, help="keep both runs' outputs (kept anyway on a mismatch)")
 
     def __post_init__(self) -> None:
@@ -118,6 +123,17 @@ class Arm64Settings:
             raise SettingError("float_atol", self.float_atol, "must be >= 0")
         if self.int8_steps < 0:
             raise SettingError("int8_steps", self.int8_steps, "must be >= 0")
+        if self.palm_model is not None and not Path(self.palm_model).expanduser().is_file():
+            raise SettingError("palm_model", self.palm_model, "no such file")
+
+    def palm_path(self) -> Path | None:
+        """The palm detector for the ``--find-hand`` run, or None to skip it."""
+        from runtime.palm.fetch import default_path
+
+        if self.palm_model is not None:
+            return Path(self.palm_model).expanduser()
+        path = default_path()
+        return path if path.is_file() else None
 
     def cpus(self) -> list[str]:
         return list(CPUS) if self.cpu == "both" else [self.cpu]
