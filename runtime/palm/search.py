@@ -86,8 +86,9 @@ class PalmSearch:
         (:mod:`runtime.palm.segment`); ``boxes`` are the crops' squares in frame pixels."""
         per_px = IMAGE_SIZE / boxes[:, 2].astype(np.float64)  # crop pixels per frame pixel
         centres = (np.asarray(palm.centre) - boxes[:, :2]) * per_px[:, None]
-        # The palm's colour comes from the first guess's square (no offset, the middle size).
-        first = len(SCALES) // 2
+        # The palm's colour comes from the first guess's square: OFFSETS[0] (no offset) at size
+        # factor 1 (squares() goes offset by offset, size by size).
+        first = SCALES.index(1.0)
         radius = CHROMA_SAMPLE * palm.side * per_px[first]
         return on_wall(crops, hand_masks(crops, centres, radius, sample_from=first))
 
