@@ -89,7 +89,7 @@ def main_export(settings: ExportSettings, table: Sequence[ExportFormat] = FORMAT
     labels = _labels(model_path, ds)
 
     views = KerasModel(mirror_average=is_mirror_averaged(model), turn_average=averaged_turn(model))
-    described = f", {views.describe_views()}" if views.mirror_average else ""
+    described = f", {text}" if (text := views.describe_views()) else ""
     print(f"model: {model_path} ({model.count_params():,} parameters{described})")
     print(f"data: {ds.describe()}; validating on {len(test)} test images")
     if calibration is not None:

@@ -65,8 +65,7 @@ class ModelInfo:
             return f"{self.path} (not listed in {self.manifest.path})"
         e = self.entry
         acc = f", test accuracy {e.accuracy:.4f}" if e.accuracy is not None else ""
-        keras = self.manifest.keras
-        views = f", {keras.describe_views()}" if keras.mirror_average else ""
+        views = f", {text}" if (text := self.manifest.keras.describe_views()) else ""
         return f"{self.path} ({e.format}{views}, export status {e.status.value}{acc})"
 
 
