@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from runtime.cli import opt, run_command
 from runtime.errors import SettingError, SignsError, SourceError
-from runtime.handfinder import DEFAULT_HAND_FINDER, HAND_FINDERS
+from runtime.handfinder import DEFAULT_HAND_FINDER, HAND_FINDERS, PALM_THREADS
 from runtime.handsearch import DEFAULT_THRESHOLD, check_search_threshold
 from runtime.hooks import DONE, QUIT, FrameEvent, FrameHook
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, DEFAULT_SMOOTH, check_roi, check_smoothing
@@ -97,6 +97,11 @@ class WebcamSettings:
         help="--hand-finder palm: the palm detector file (default: "
         "~/.cache/signs-edge/palm_detection_full.tflite, where python -m runtime.palm puts it)",
     )
+    palm_threads: int = opt(
+        PALM_THREADS,
+        help="--hand-finder palm: the palm detector's inference threads (it reads three views "
+        "of each frame; 2 is fastest on 2 cores)",
+    )
     search_threshold: float | None = opt(
         None,
         help="--hand-finder scan: the best window's score (top minus second probability) needed "
@@ -128,6 +133,8 @@ class WebcamSettings:
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise SettingError("threads", self.threads, "must be at least 1")
+        if self.palm_threads < 1:
+            raise SettingError("palm_threads", self.palm_threads, "must be at least 1")
         if self.max_frames < 0:
             raise SettingError("max_frames", self.max_frames, "must be 0 (no limit) or more")
         if self.camera < 0:
@@ -219,7 +226,7 @@ def run(
         min_confidence=min_confidence,
         mirror=settings.mirror,
         search=make_finder(
-            backend, settings.hand_finder, threshold, settings.palm_model, settings.threads
+            backend, settings.hand_finder, threshold, settings.palm_model, settings.palm_threads
         )
         if settings.find_hand
         else None,

@@ -74,22 +74,45 @@ def test_detector_finds_placed_hands_and_not_empty_rooms(scenes: Path, palm_mode
     found, empty_quiet, hands, empties = 0, 0, 0, 0
     for lab in labels:
         frame = cv2.imread(str(scenes / lab.file))
-        palm = det.detect(frame)
-        assert det.detect(frame) == palm  # deterministic
-        assert np.hypot(*palm.up) == pytest.approx(1.0, abs=1e-4)
+        views = det.views(frame)
+        assert det.views(frame) == views  # deterministic
+        assert len(views) == 3 and views[0] == det.detect(frame)  # the frame, then its ends
+        for palm in views:
+            assert np.hypot(*palm.up) == pytest.approx(1.0, abs=1e-4)
+        passed = [p for p in views if p.score >= MIN_SCORE]
         if lab.label is None:
             empties += 1
-            empty_quiet += palm.score < MIN_SCORE
+            empty_quiet += not passed
             continue
         hands += 1
         x, y, w, h = lab.box()
-        inside = x <= palm.centre[0] <= x + w and y <= palm.centre[1] <= y + h
-        if palm.score >= MIN_SCORE and inside:
+        # Every view that passes puts the palm on the hand, in frame pixels.
+        on_hand = [x <= p.centre[0] <= x + w and y <= p.centre[1] <= y + h for p in passed]
+        if passed and all(on_hand):
             found += 1
-            assert 0.15 * w < palm.side < 0.8 * w  # a palm, not the whole picture
+            assert all(0.15 * w < p.side < 0.8 * w for p in passed)  # a palm, not the picture
     assert hands >= 6 and empties >= 6
-    assert found >= 0.7 * hands, (found, hands)
+    assert found >= 0.8 * hands, (found, hands)
     assert empty_quiet >= 0.9 * empties, (empty_quiet, empties)
+
+
+def test_end_views_are_squares_in_frame_pixels(scenes: Path, palm_model: Path) -> None:
+    """A hand seen in an end square is reported where it is in the frame; a square frame has
+    one view; a portrait frame's ends are its top and bottom squares."""
+    _, labels = read_scenes(scenes)
+    det = PalmDetector(palm_model)
+    lab = next(lab for lab in labels if lab.label is not None)
+    frame = cv2.imread(str(scenes / lab.file))
+    h, w = frame.shape[:2]
+    left, right = det.detect(frame[:, :h]), det.detect(frame[:, w - h :])
+    views = det.views(frame)
+    assert views[1] == left
+    assert views[2].score == right.score
+    assert views[2].centre == pytest.approx((right.centre[0] + w - h, right.centre[1]))
+    assert det.views(frame[:, :h]) == [left]
+    turned = np.ascontiguousarray(frame.transpose(1, 0, 2))  # 480 wide, 640 high
+    top = det.detect(turned[w - h :])
+    assert det.views(turned)[2].centre == pytest.approx((top.centre[0], top.centre[1] + w - h))
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +164,27 @@ def test_no_palm_sample_leaves_the_crop_alone(cluttered_hands) -> None:
     outside = np.full((4, 2), -40.0)  # the palm is off these crops: nothing to sample
     assert np.array_equal(hand_masks(scenes, outside, 5.0), np.ones((4, IMAGE_SIZE, IMAGE_SIZE)))
     assert np.array_equal(on_wall(scenes, np.ones((4, IMAGE_SIZE, IMAGE_SIZE), np.float32)), scenes)
+
+
+def test_squares_of_one_side_share_one_resize() -> None:
+    """PalmSearch.crops equals each square's own area resize (runtime.preprocess) when it is the
+    only square of its side or sits a whole number of crop pixels from the others, and stays
+    within half a crop pixel of it otherwise."""
+    from runtime.palm.search import PalmSearch
+    from runtime.preprocess import area_resize
+
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 6)
+    boxes = np.array([(100, 50, 192), (130, 50, 192), (103, 54, 192), (0, 0, 480), (400, 240, 64)])
+    crops = PalmSearch.crops(frame, boxes)
+    own = np.stack([area_resize(frame[y : y + s, x : x + s]) for x, y, s in boxes])
+    diff = np.abs(crops.astype(int) - own.astype(int))
+    # 192 px -> 64: 3 frame pixels a crop pixel, so a 30 px shift is exactly 10 crop pixels.
+    for i in (0, 1, 3, 4):
+        assert diff[i].max() <= 1, (i, diff[i].max())
+    # 3 and 4 px: 1.33 crop pixels, cut at 1; the neighbouring crop pixel is the worst case.
+    half_pixel = [
+        np.abs(area_resize(frame[y : y + 192, x : x + 192]).astype(int) - own[2]).mean()
+        for x, y in ((102, 53), (101, 53))
+    ]
+    assert diff[2].mean() <= max(half_pixel), (diff[2].mean(), half_pixel)

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+from runtime.palm.detector import MIN_SCORE
 from tests.helpers import assert_user_error, run_module
 from tests.web_helpers import Served, request, tiny_colour_model, wait_for, write_colour_video
 
@@ -433,7 +434,7 @@ def test_page_names_the_palm_detector_with_find_hand(
     )  # fmt: skip
     try:
         state = s.state()
-        assert state["model"]["search_threshold"] == 0.5
+        assert state["model"]["search_threshold"] == MIN_SCORE
         assert "palm detector" in state["model"]["search_threshold_source"]
     finally:
         s.stop()

@@ -7,3 +7,5 @@
 from pathlib import Path
 
 DEFAULT_OUT = str(Path("benchmarks") / "results" / "scenes")
+# Scene split -> the scikit-image images its backgrounds are cut from (benchmarks.scenes.make).
+BACKGROUNDS = {"test": "test", "val": "val", "dev": "train"}

@@ -7,7 +7,8 @@ pixels. It is also a valid ``runtime.webcam --source`` image folder.
 Hands:
 - SIGNS photos, cut from their light wall with :func:`train.backgrounds.hand_mask` (the same mask
   training uses). "test" scenes use the SIGNS *test* images, "val" scenes the validation split
-  of the training images (``stratified_split(seed=1)``, as ``python -m train`` makes it).
+  of the training images (``stratified_split(seed=1)``, as ``python -m train`` makes it), and so
+  do "dev" scenes.
 - other-hands photos (test scenes only; never used to choose anything): they are also shot on a
   light wall, and the same mask cuts them cleanly (checked by eye on a sample). A photo whose
   mask keeps less than 5% or more than 85% of its pixels is placed whole, as a patch with its
@@ -17,7 +18,10 @@ Each hand is scaled to a square of 144-320 px (the SIGNS framing: the hand fills
 square, its arm reaching the bottom edge), mirrored half the time and pasted at a uniformly
 random position; the box in the labels is that square. Backgrounds are crops of the
 scikit-image images of the same split (``train.backgrounds.NATURAL_IMAGES``), so test scenes are
-never scenes that training or calibration saw.
+never scenes that training or calibration saw. "dev" scenes put the validation hands on the 14
+*training* images: more kinds of clutter (a face, a cat, brick, coins...) than the 3 val images,
+for choosing the palm detector's settings. The detector never saw them; the classifier did, in
+training's background replacement, so dev scenes never choose the classifier's settings.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from benchmarks.scenes import BACKGROUNDS
 from runtime.errors import DataError, SettingError, SignsError
 
 if TYPE_CHECKING:
@@ -112,8 +117,8 @@ def load_hands(split: str, signs: str | None, other_hands: str | None) -> list[t
     from runtime.dataset import load_dataset, stratified_split
     from train.backgrounds import hand_mask
 
-    ds = load_dataset(signs, need_train=split == "val")
-    if split == "val":
+    ds = load_dataset(signs, need_train=split in ("val", "dev"))
+    if split in ("val", "dev"):
         _, val_idx = stratified_split(ds.train.y, 120, seed=1)
         hands = signs_hands(ds.train.subset(val_idx), "signs-val")
     else:
@@ -221,7 +226,8 @@ def make_scenes(
         out: folder to write (created; an existing non-scene folder with files is refused).
         seed: the same seed gives the same scenes.
         count: number of frames.
-        split: "test" (the bench) or "val" (for choosing the hand search's settings).
+        split: "test" (the bench), "val" (for choosing the hand search's settings) or "dev"
+            (validation hands on the training backgrounds, for the palm detector's score).
         empty: fraction of hand-free scenes.
         signs: SIGNS data path (None: $SIGNS_DATA, else ./data).
         other_hands: other-hands folder (test split only); None or "" leaves them out.
@@ -231,15 +237,15 @@ def make_scenes(
     """
     from train.backgrounds import NATURAL_IMAGES, natural_images
 
-    if split not in ("test", "val"):
-        raise SettingError("split", split, "expected test or val")
+    if split not in BACKGROUNDS:
+        raise SettingError("split", split, f"expected one of {', '.join(BACKGROUNDS)}")
     out = Path(out)
     if out.exists() and (
         not out.is_dir() or (any(out.iterdir()) and not (out / META_NAME).is_file())
     ):
         raise SettingError("out", out, "exists and is not a scene folder; refusing to replace it")
     hands = load_hands(split, signs, other_hands)
-    images = natural_images(split)
+    images = natural_images(BACKGROUNDS[split])
     rng = np.random.default_rng(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -260,7 +266,7 @@ def make_scenes(
             "empty": empty,
             "size": [FRAME_W, FRAME_H],
             "hand_sides": list(HAND_SIDES),
-            "backgrounds": list(NATURAL_IMAGES[split]),
+            "backgrounds": list(NATURAL_IMAGES[BACKGROUNDS[split]]),
             "hands": {s: sum(1 for h in hands if h[1] == s) for s in {h[1] for h in hands}},
             "whole_photo_patches": sum(1 for h in hands if h[4] is None),
             "video": None if video is None else {"path": str(video), "hold": hold, "fps": 30},

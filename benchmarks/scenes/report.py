@@ -36,10 +36,12 @@ DEFAULT_FORMAT = "tflite-int8"
 
 
 def resolve_models(paths: list[str], fmt: str = DEFAULT_FORMAT) -> list[tuple[str, Path]]:
-    """[(name, model file)]: an export folder gives its ``fmt`` file, a file is taken as is."""
+    """[(name, model file)]: an export folder gives its ``fmt`` file, a file is taken as is.
+    Names are the shortest path endings that tell the models apart (``s1/export/tflite-int8``
+    and ``s2/export/tflite-int8`` for two runs' export folders)."""
     from runtime.manifest import MANIFEST_NAME, read_manifest
 
-    out = []
+    named, files = [], []
     for p in paths:
         path = Path(p)
         if path.is_dir():
@@ -47,12 +49,20 @@ def resolve_models(paths: list[str], fmt: str = DEFAULT_FORMAT) -> list[tuple[st
             entries = [m for m in manifest.models if m.format == fmt]
             if not entries or not entries[0].path.is_file():
                 raise SignsError(f"--models {path}: no {fmt} file in its manifest")
-            out.append((f"{path.name}/{fmt}", entries[0].path))
+            named.append(path.resolve() / fmt)
+            files.append(entries[0].path)
         elif path.is_file():
-            out.append((f"{path.parent.name}/{path.name}", path))
+            named.append(path.resolve())
+            files.append(path)
         else:
             raise SignsError(f"--models {path}: no such model file or export folder")
-    return out
+    if len(set(named)) < len(named):
+        raise SignsError(f"--models: a model is given twice ({' '.join(paths)})")
+    for k in range(2, max(len(n.parts) for n in named) + 1):
+        names = ["/".join(n.parts[-k:]) for n in named]
+        if len(set(names)) == len(names):
+            break
+    return list(zip(names, files, strict=True))
 
 
 def _inside(box: tuple[int, int, int], truth: tuple[int, int, int, int]) -> bool:

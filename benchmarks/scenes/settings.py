@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.scenes import DEFAULT_OUT
+from benchmarks.scenes import BACKGROUNDS, DEFAULT_OUT
 from runtime.cli import opt
 from runtime.errors import SettingError
 from runtime.handsearch import DEFAULT_THRESHOLD, check_search_threshold
 from runtime.manifest import DEFAULT_EXPORT_DIR
 from runtime.pipeline import DEFAULT_MIN_CONFIDENCE, check_min_confidence
-
-SPLITS = ("test", "val")
 
 
 @dataclass
@@ -21,10 +19,10 @@ class MakeSettings:
     count: int = opt(300, help="number of 640x480 frames")
     split: str = opt(
         "test",
-        choices=SPLITS,
-        metavar="{test,val}",
+        choices=tuple(BACKGROUNDS),
         help="test: SIGNS test hands (+ --other-hands) on the test backgrounds; val: validation "
-        "hands on the val backgrounds (for choosing the search's settings)",
+        "hands on the val backgrounds (for choosing the search's settings); dev: validation "
+        "hands on the training backgrounds (for choosing the palm detector's score)",
     )
     empty: float = opt(0.3, help="fraction of hand-free scenes")
     data: str | None = opt(None, help="SIGNS data; when omitted, $SIGNS_DATA, else ./data")
