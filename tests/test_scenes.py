@@ -48,6 +48,35 @@ def test_make_refuses_to_replace_a_folder_that_is_not_scenes(
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
+def test_report_names_models_apart(tmp_path: Path) -> None:
+    """Two runs' models of the same file name get names that tell them apart, not one row."""
+    from benchmarks.scenes.report import resolve_models
+    from runtime.errors import SignsError
+
+    files = [tmp_path / run / "export" / "model.tflite" for run in ("s1", "s2")]
+    for f in files:
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"")
+    named = resolve_models([str(f) for f in files])
+    assert [n for n, _ in named] == ["s1/export/model.tflite", "s2/export/model.tflite"]
+    assert [f for _, f in named] == files
+    with pytest.raises(SignsError, match="given twice"):
+        resolve_models([str(files[0]), str(files[0])])
+
+
+@pytest.mark.slow  # masks the 120 validation hands (cached after the first time)
+def test_dev_scenes_put_validation_hands_on_training_backgrounds(
+    signs_data: Path, tmp_path: Path
+) -> None:
+    from train.backgrounds import NATURAL_IMAGES
+
+    dev = make_scenes(tmp_path / "dev", seed=7, count=8, split="dev", empty=0.4,
+                      signs=str(signs_data))  # fmt: skip
+    meta, labels = read_scenes(dev)
+    assert meta["split"] == "dev" and meta["backgrounds"] == list(NATURAL_IMAGES["train"])
+    assert {lab.source for lab in labels if lab.label is not None} == {"signs-val"}
+
+
 def test_search_windows_are_the_preprocessed_boxes() -> None:
     """Each window the search classifies equals runtime.preprocess of its box (within one grey
     level of rounding), so the search and the fixed ROI feed the model the same way."""
