@@ -135,6 +135,7 @@ def test_log_that_is_a_folder_is_rejected_up_front(tmp_path: Path) -> None:
     [
         ("runtime.webcam", ["--max-frames", "-1"], "--max-frames -1: must be 0"),
         ("runtime.webcam", ["--min-confidence", "2"], "--min-confidence 2.0"),
+        ("runtime.webcam", ["--palm-threads", "0"], "--palm-threads 0: must be at least 1"),
         ("runtime.evaluate", ["--model", "m.tflite", "--threads", "0"], "--threads 0"),
         ("export", ["--max-drop", "-1"], "--max-drop -1.0"),
         ("benchmarks", ["--threads", "0"], "--threads [0]"),
