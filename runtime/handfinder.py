@@ -25,7 +25,7 @@ def make_finder(
     finder: str,
     search_threshold: float,
     palm_model: str | Path | None = None,
-    threads: int | None = PALM_THREADS,
+    palm_threads: int | None = PALM_THREADS,
 ):
     """The search object for :class:`runtime.pipeline.FramePipeline` (``search=``).
 
@@ -34,7 +34,7 @@ def make_finder(
         finder: one of :data:`HAND_FINDERS`.
         search_threshold: the scan's threshold (the model's calibrated value or the flag's).
         palm_model: the palm detector file; None: :func:`runtime.palm.fetch.default_path`.
-        threads: the palm detector's interpreter threads.
+        palm_threads: the palm detector's interpreter threads.
 
     Raises:
         ModelError: the palm detector file is missing or is not the palm model.
@@ -44,7 +44,7 @@ def make_finder(
         from runtime.palm.fetch import default_path
         from runtime.palm.search import PalmSearch
 
-        return PalmSearch(backend, PalmDetector(palm_model or default_path(), threads))
+        return PalmSearch(backend, PalmDetector(palm_model or default_path(), palm_threads))
     if finder == "scan":
         from runtime.handsearch import HandSearch, SearchConfig
 

@@ -145,7 +145,8 @@ class PalmSearch:
         # The most confident square of any palm's: one hand seen in two views gives two slightly
         # different palms, and the better-placed squares read more confidently (README).
         best = int(probs.max(axis=1).argmax())
-        palm = palms[best // len(per_palm[0])]
+        owner = np.repeat(np.arange(len(palms)), [len(b) for b in per_palm])  # square -> palm
+        palm = palms[owner[best]]
         self.classified = len(batch)
         self._last, shown = smoothed_box(self._last, np.concatenate(per_palm)[best], True, w, h)
         t2 = time.perf_counter_ns()
